@@ -1,0 +1,14 @@
+"""Built-in plugins for mnist-ignite, one module per concept; each attaches alone.
+
+=================  =====================================================
+lr_schedule        step (the seed's StepLR), onecycle, cosine, plateau, warmup
+checkpoint         Ignite Checkpoint + DiskSaver: last N, best by test accuracy, resume
+history            metrics.json, metrics.csv, the seed's results dict
+progress           Ignite ProgressBar with loss and running accuracy
+early_stopping     Ignite EarlyStopping on test accuracy
+nan_guard          stops on a NaN/Inf loss (Ignite TerminateOnNan)
+time_limit         stops cleanly after a wall-clock budget (Ignite TimeLimit)
+plots              matplotlib PNGs: metrics, samples, misclassified, confusion matrix
+visdom_monitor     live Visdom dashboard with an offline log and replay
+=================  =====================================================
+"""

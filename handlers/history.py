@@ -1,0 +1,62 @@
+"""Metrics history: OUTPUT/metrics.json (a list, one object per epoch), metrics.csv, the seed's results.
+
+Both files are rewritten atomically after every epoch from the run's checkpointed history, so a
+resumed run lists every epoch exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from ignite.engine import Engine, Events
+
+from mnist_ignite.files import atomic_write, save_json
+from mnist_ignite.plugins import Plugin, RunContext
+
+__all__ = ["COLUMNS", "HistoryPlugin", "seed_results"]
+
+COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "train_seconds", "eval_seconds",
+           "train_images_per_second")
+
+
+def seed_results(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """The seed notebook's ``results`` dict from metrics rows."""
+    return {
+        "train_losses": [r["train_loss"] for r in rows],
+        "train_acc": [r["train_acc"] for r in rows],
+        "test_losses": [r["test_loss"] for r in rows],
+        "test_acc": [r["test_acc"] for r in rows],
+    }
+
+
+class HistoryPlugin(Plugin):
+    """Writes metrics.json and metrics.csv on the main process after each epoch."""
+
+    name = "history"
+    description = "metrics.json + metrics.csv after every epoch, and the seed's results dict"
+    order = 20
+
+    def attach(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        if ctx.is_main_process:
+            ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self.write)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.ctx.history.rows  # type: ignore[attr-defined]
+
+    @property
+    def results(self) -> dict[str, list[float]]:
+        return seed_results(self.rows)
+
+    def write(self, _: Engine | None = None) -> None:
+        out = self.ctx.output_dir
+        save_json(out / "metrics.json", self.rows)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        data = buf.getvalue().encode()
+        atomic_write(out / "metrics.csv", lambda f: f.write(data))

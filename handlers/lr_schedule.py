@@ -1,0 +1,86 @@
+"""Learning-rate schedules on Ignite's param schedulers, stepped per iteration.
+
+``step`` is the seed's StepLR(step_size=15 epochs, gamma=0.1) expressed in iterations, so it
+gives the seed's per-epoch values and still composes with a per-iteration warmup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ignite.engine import Events
+from ignite.handlers import (
+    CosineAnnealingScheduler,
+    LRScheduler,
+    ReduceLROnPlateauScheduler,
+    create_lr_scheduler_with_warmup,
+)
+from torch.optim.lr_scheduler import OneCycleLR, StepLR
+
+from mnist_ignite.plugins import Option, Plugin, RunContext
+
+__all__ = ["SCHEDULES", "LRSchedulePlugin"]
+
+SCHEDULES = ("step", "onecycle", "cosine", "plateau", "none")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+class LRSchedulePlugin(Plugin):
+    """Attach the chosen schedule; its state rides in checkpoints as ``lr_scheduler``."""
+
+    name = "lr_schedule"
+    description = "LR schedule: step (seed StepLR 15/0.1) | onecycle | cosine | plateau | none, optional warmup"
+    order = 10
+    options = (
+        Option("lr-schedule", str, "step", "schedule shape", SCHEDULES),
+        Option("step-size", int, 15, "step: epochs between decays"),
+        Option("gamma", float, 0.1, "step/plateau: decay factor"),
+        Option("warmup-iters", _non_negative_int, 0, "linear warmup from 0 over N iterations (not with plateau)"),
+        Option("min-lr", float, 0.0, "cosine: final learning rate"),
+        Option("plateau-patience", int, 2, "plateau: epochs without test-accuracy gain before decaying"),
+    )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.step_size < 1 or not 0 < self.gamma <= 1:
+            raise ValueError("step-size must be >= 1 and 0 < gamma <= 1")
+        if self.lr_schedule == "plateau" and self.warmup_iters:
+            raise ValueError("warmup-iters does not combine with the plateau schedule")
+        self.scheduler: Any = None
+
+    def attach(self, ctx: RunContext) -> None:
+        opt, trainer = ctx.optimizer, ctx.trainer
+        lr = opt.param_groups[0]["lr"]
+        total = max(1, ctx.epoch_length * ctx.config.epochs)
+        if self.lr_schedule == "none":
+            return
+        if self.lr_schedule == "plateau":
+            self.scheduler = ReduceLROnPlateauScheduler(
+                opt, metric_name="accuracy", mode="max", factor=self.gamma, patience=self.plateau_patience,
+                trainer=trainer,
+            )
+            ctx.evaluator.add_event_handler(Events.COMPLETED, self.scheduler)
+        else:
+            if self.lr_schedule == "step":
+                scheduler: Any = LRScheduler(StepLR(opt, step_size=self.step_size * ctx.epoch_length, gamma=self.gamma))
+            elif self.lr_schedule == "onecycle":
+                scheduler = LRScheduler(OneCycleLR(opt, max_lr=lr, total_steps=total))
+            else:
+                scheduler = CosineAnnealingScheduler(opt, "lr", start_value=lr, end_value=self.min_lr,
+                                                     cycle_size=total + 1)
+            if self.warmup_iters:
+                scheduler = create_lr_scheduler_with_warmup(
+                    scheduler, warmup_start_value=0.0, warmup_end_value=lr, warmup_duration=self.warmup_iters
+                )
+            self.scheduler = scheduler
+            trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+        ctx.checkpoint_objects["lr_scheduler"] = self.scheduler
+

@@ -1,0 +1,233 @@
+"""Ignite trainer and evaluator for the Net: the update step, no-grad evaluation, metrics.
+
+The trainer is an :class:`ignite.engine.Engine` around :class:`TrainStep` (the same update as
+``create_supervised_trainer``, plus autocast on any device and channels_last); the evaluator is
+``create_supervised_evaluator``. Metrics are Ignite's own: ``Average`` of the batch losses and
+``Accuracy`` over the epoch on the trainer (the seed's running values), ``Loss`` and
+``Accuracy`` on the evaluator. Metric sums stay on the device, so a step never waits for the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events, create_supervised_evaluator
+from ignite.metrics import Accuracy, Average, Loss
+
+__all__ = [
+    "MisclassifiedSamples",
+    "TrainMetricsState",
+    "TrainStep",
+    "autocast",
+    "create_evaluator",
+    "create_trainer",
+    "prepare_batch",
+    "resolve_precision",
+    "select_device",
+]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; a named device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps asked for, but MPS is not available")
+    return torch.device(name)
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None`` = fp32).
+
+    ``auto`` means bf16 where the hardware runs it natively (CUDA with bf16, CPUs with
+    AVX512-BF16/AMX), else fp32: emulated bf16 is slower than fp32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if _cpu_has_fast_bf16() else None
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prepare_batch(
+    batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, channels_last: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to ``device`` (no-op when it is already there)."""
+    x, y = batch
+    non_blocking = device.type == "cuda"
+    x = x.to(device, non_blocking=non_blocking)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=non_blocking)
+
+
+class TrainStep:
+    """One SGD update: forward under autocast, nll_loss on log-probabilities, backward, step.
+
+    Returns detached tensors only (``loss``, ``y_pred``, ``y``): turning the loss into a Python
+    number is left to whoever needs it, so the default path has no host sync per iteration.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        dtype: torch.dtype | None = None,
+        channels_last: bool = False,
+        forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self.forward = forward or model
+
+    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.model.train()
+        x, y = prepare_batch(batch, self.device, self.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.dtype):
+            y_pred = self.forward(x)
+        loss = F.nll_loss(y_pred.float(), y)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), "y_pred": y_pred.detach(), "y": y}
+
+
+class TrainMetricsState:
+    """Checkpointable state of the trainer's epoch metrics.
+
+    Ignite resets epoch metrics on ``EPOCH_STARTED``, which also fires when a run resumes
+    mid-epoch; loading therefore defers the restore until just after that reset.
+    """
+
+    def __init__(self, trainer: Engine, metrics: Mapping[str, Any]) -> None:
+        self.trainer = trainer
+        self.metrics = dict(metrics)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: dict(m.state_dict()) for name, m in self.metrics.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        def restore(_: Engine) -> None:
+            for name, m in self.metrics.items():
+                if name in state:
+                    m.load_state_dict(state[name])
+            self.trainer.remove_event_handler(restore, Events.EPOCH_STARTED)
+
+        self.trainer.add_event_handler(Events.EPOCH_STARTED, restore)
+
+
+def create_trainer(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Engine:
+    """The trainer, with ``train_loss`` (mean of batch losses) and ``train_acc`` over each epoch.
+
+    ``trainer.state.metrics`` holds both at ``EPOCH_COMPLETED``; ``trainer.train_metrics``
+    is a :class:`TrainMetricsState` for checkpoints.
+    """
+    trainer = Engine(TrainStep(model, optimizer, device, dtype, channels_last, forward))
+    metrics = {
+        "train_loss": Average(output_transform=lambda o: o["loss"], device=device),
+        "train_acc": Accuracy(output_transform=lambda o: (o["y_pred"], o["y"]), device=device),
+    }
+    for name, metric in metrics.items():
+        metric.attach(trainer, name)
+    trainer.train_metrics = TrainMetricsState(trainer, metrics)  # type: ignore[attr-defined]
+    return trainer
+
+
+def create_evaluator(
+    model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None, channels_last: bool = False
+) -> Engine:
+    """No-grad evaluator with Ignite's ``Accuracy`` and ``Loss`` (mean nll over all test images)."""
+
+    def model_fn(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, dtype):
+            return m(x).float()
+
+    return create_supervised_evaluator(
+        model,
+        metrics={"accuracy": Accuracy(device=device), "loss": Loss(F.nll_loss, device=device)},
+        device=device,
+        non_blocking=device.type == "cuda",
+        prepare_batch=lambda batch, device, non_blocking: prepare_batch(batch, device, channels_last),
+        model_fn=model_fn,
+    )
+
+
+class MisclassifiedSamples:
+    """Keeps the first ``limit`` wrong predictions of each evaluation run (images, true, predicted).
+
+    Attach to an evaluator whose output is ``(y_pred, y)``; images come from ``state.batch``.
+    """
+
+    def __init__(self, limit: int = 12) -> None:
+        self.limit = limit
+        self.images = torch.empty(0)
+        self.true: list[int] = []
+        self.pred: list[int] = []
+
+    def attach(self, evaluator: Engine) -> None:
+        evaluator.add_event_handler(Events.STARTED, self.reset)
+        evaluator.add_event_handler(Events.ITERATION_COMPLETED, self.update)
+
+    def reset(self, _: Engine | None = None) -> None:
+        self.images, self.true, self.pred = torch.empty(0), [], []
+
+    def update(self, engine: Engine) -> None:
+        if len(self.true) >= self.limit:
+            return
+        y_pred, y = engine.state.output
+        pred = y_pred.argmax(dim=1)
+        wrong = (pred != y).nonzero().flatten()[: self.limit - len(self.true)].cpu()
+        if len(wrong):
+            x = engine.state.batch[0][wrong.to(engine.state.batch[0].device)].detach().float().cpu()
+            self.images = torch.cat([self.images, x]) if len(self.images) else x
+            self.true += y[wrong.to(y.device)].tolist()
+            self.pred += pred[wrong.to(pred.device)].tolist()
+
+    def titles(self) -> list[str]:
+        return [f"true {t} / pred {p}" for t, p in zip(self.true, self.pred, strict=True)]

@@ -1,0 +1,84 @@
+"""Crash-safe file writes and safe checkpoint reads.
+
+Every artifact is written to a temp file in the target folder, fsynced, then renamed over the
+old one: a crash mid-write leaves the previous file intact, and a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+__all__ = ["CheckpointLoadError", "OutputWriteError", "atomic_write", "load_tensors", "save_json", "save_torch"]
+
+
+class OutputWriteError(OSError):
+    """Writing an output failed (disk full, read-only, ...); the previous file is untouched."""
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint or model file is missing, damaged, or not loadable without unpickling code."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync, rename it to ``path``."""
+    path = Path(path)
+    fd, tmp = None, None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            fd = None
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise OutputWriteError(err.errno, f"cannot write {path}: {reason}; the previous file is unchanged") from err
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON."""
+    data = (json.dumps(obj, indent=2) + "\n").encode()
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically ``torch.save`` ``obj`` (tensors, numbers, strings, lists, dicts only)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: refuses pickled code; clear errors for damaged files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointLoadError(f"checkpoint not found: {path}")
+    try:
+        data = path.read_bytes()
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported object"
+        raise CheckpointLoadError(
+            f"refused to load {path}: it holds objects that only a full unpickle could rebuild "
+            f"(code could run), and this tool loads tensors only ({first})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise CheckpointLoadError(f"checkpoint {path} is damaged or not a PyTorch file: {err}") from None
