@@ -130,7 +130,7 @@ def load_mnist(
             datasets.MNIST(str(root), train=train, download=True)
         except Exception as err:  # network errors come in many types; the fix is the same
             raise DataError(
-                f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {err}). "
+                f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {' '.join(str(err).split())}). "
                 + _FIX.format(raw=raw)
             ) from None
     check_mnist_files(root, train)

@@ -135,7 +135,8 @@ class TrainMetricsState:
     """Checkpointable state of the trainer's epoch metrics.
 
     Ignite resets epoch metrics on ``EPOCH_STARTED``, which also fires when a run resumes
-    mid-epoch; loading therefore defers the restore until just after that reset.
+    mid-epoch; loading therefore defers the restore until just after that reset, and only
+    applies it when the checkpoint was taken mid-epoch.
     """
 
     def __init__(self, trainer: Engine, metrics: Mapping[str, Any]) -> None:
@@ -146,11 +147,13 @@ class TrainMetricsState:
         return {name: dict(m.state_dict()) for name, m in self.metrics.items()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        def restore(_: Engine) -> None:
+        def restore(engine: Engine) -> None:
+            self.trainer.remove_event_handler(restore, Events.EPOCH_STARTED)
+            if engine.state.iteration % engine.state.epoch_length == 0:
+                return  # saved at an epoch end: the new epoch starts from zero
             for name, m in self.metrics.items():
                 if name in state:
                     m.load_state_dict(state[name])
-            self.trainer.remove_event_handler(restore, Events.EPOCH_STARTED)
 
         self.trainer.add_event_handler(Events.EPOCH_STARTED, restore)
 

@@ -31,7 +31,7 @@ def image_grid(
     fig = Figure(figsize=figsize or (cols * 2.0, rows * 2.0))
     for i in range(min(rows * cols, len(images))):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(images[i].detach().float().cpu().squeeze(0), cmap="gray")
+        ax.imshow(images[i].detach().float().cpu().squeeze(0).numpy(), cmap="gray")
         ax.set_title(titles[i])
         ax.set_xticks([])
         ax.set_yticks([])
