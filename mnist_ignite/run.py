@@ -304,6 +304,7 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
         plugins: ready-made plugin objects to attach besides ``config.handlers``.
     """
     validate(config)
+    build_plugins(config)  # fail on a bad plugin before any data or process is touched (each worker rebuilds)
     config.output_dir = str(resolve_output_dir(config))
     out: dict[str, Any] = {}
     torchrun = _launched_by_torchrun()

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mnist_ignite.cli import main
+from mnist_ignite.plugins import PluginLoadError, available_plugins, load_plugin_class
+
+from conftest import ROOT, run_cli, small_args
+
+PLUGIN_SOURCE = textwrap.dedent(
+    """
+    from ignite.engine import Events
+    from mnist_ignite.plugins import Option, Plugin
+
+    class Marker(Plugin):
+        name = "marker"
+        description = "writes marker.txt at the end"
+        options = (Option("marker-text", str, "hello", "what to write"),)
+
+        def attach(self, ctx):
+            ctx.trainer.add_event_handler(
+                Events.COMPLETED, lambda e: (ctx.output_dir / "marker.txt").write_text(self.marker_text))
+
+    class Exploding(Plugin):
+        name = "exploding"
+
+        def attach(self, ctx):
+            @ctx.trainer.on(Events.EPOCH_COMPLETED(once=2))
+            def boom(engine):
+                raise ValueError("kaboom")
+
+    class Picky(Plugin):
+        name = "picky"
+        options = (Option("level", int, 1, "must be positive"),)
+
+        def __init__(self, **values):
+            super().__init__(**values)
+            if self.level < 1:
+                raise ValueError("level must be >= 1")
+
+        def attach(self, ctx):
+            pass
+
+    NOT_A_CLASS = 42
+    """
+)
+
+
+@pytest.fixture()
+def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "my_plugins.py"
+    path.write_text(PLUGIN_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield path
+    sys.modules.pop("my_plugins", None)
+
+
+def test_builtins_are_listed_by_name() -> None:
+    names = set(available_plugins())
+    assert {"lr_schedule", "checkpoint", "history", "progress", "early_stopping", "nan_guard", "time_limit",
+            "plots", "visdom"} <= names
+    assert load_plugin_class("history").__name__ == "HistoryPlugin"
+
+
+def test_list_handlers_prints_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list-handlers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) >= 6 and any(line.startswith("checkpoint") and "[default]" in line for line in lines)
+    assert not any("cannot load" in line for line in lines)
+
+
+@pytest.mark.parametrize("how", ["module", "file"])
+def test_plugin_by_module_or_file_with_its_option(how: str, plugin_module: Path, data_dir: str,
+                                                  tmp_path: Path) -> None:
+    spec = "my_plugins:Marker" if how == "module" else f"{plugin_module}:Marker"
+    out = tmp_path / "out"
+    args = small_args(data_dir, out, "--epochs", "1", "--handler", spec, "--marker-text", how, train=128, eval_=64)
+    assert main(args) == 0
+    assert (out / "marker.txt").read_text() == how
+
+
+def test_plugin_from_an_entry_point(tmp_path: Path, plugin_module: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dist = tmp_path / "thirdparty-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[mnist_ignite.handlers]\nmarker = my_plugins:Marker\n")
+    assert available_plugins()["marker"] == "my_plugins:Marker"
+    assert load_plugin_class("marker").__name__ == "Marker"
+
+
+def test_plugin_options_show_in_help_once_enabled(plugin_module: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--handler", "my_plugins:Marker", "--help"])
+    assert "--marker-text" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--marker-text" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuch", "unknown handler 'nosuch'"),
+        ("no_such_module_xyz:Thing", "cannot import no_such_module_xyz: ModuleNotFoundError"),
+        ("my_plugins:Missing", "has no attribute 'Missing'"),
+        ("my_plugins:NOT_A_CLASS", "is not a plugin class"),
+        ("missing/file.py:Thing", "file not found"),
+    ],
+)
+def test_bad_plugins_exit_2_naming_the_plugin(spec: str, message: str, plugin_module: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--handler", spec, "--output-dir", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and spec in err
+    assert not (tmp_path / "never").exists()  # nothing ran
+
+
+def test_bad_option_value_exits_2_naming_the_plugin(plugin_module: Path, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    assert main(["--handler", "my_plugins:Picky", "--level", "0", "--output-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "handler 'my_plugins:Picky': bad option value: level must be >= 1" in err
+
+
+def test_import_error_inside_a_plugin_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_installed_anywhere\n")
+    assert main(["--handler", f"{broken}:X"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+
+
+def test_exception_in_a_plugin_names_it_and_the_event_and_keeps_the_checkpoint(plugin_module: Path, data_dir: str,
+                                                                               tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(*small_args(data_dir, out, "--epochs", "3", "--handler", str(plugin_module) + ":Exploding",
+                                 train=128, eval_=64), env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert "plugin 'exploding' failed on trainer EPOCH_COMPLETED: ValueError: kaboom" in result.stderr
+    assert "Traceback" not in result.stderr
+    ckpts = sorted((out / "checkpoints").glob("last_checkpoint_*.pt"))
+    assert [p.name for p in ckpts] == ["last_checkpoint_2.pt"]  # epoch 1's; epoch 2 failed before saving
+    resumed = run_cli(*small_args(data_dir, out, "--epochs", "3", "--resume", "auto", train=128, eval_=64))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+
+
+def test_build_plugin_wraps_constructor_errors() -> None:
+    from mnist_ignite.plugins import build_plugin
+
+    with pytest.raises(PluginLoadError, match="handler 'lr_schedule': bad option value"):
+        build_plugin("lr_schedule", load_plugin_class("lr_schedule"), {"lr_schedule": "zigzag"})
