@@ -18,7 +18,7 @@ from ignite.engine import Engine, Events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mnist_ignite.plugins import Option, Plugin, RunContext  # noqa: E402
+from mnist_ignite.plugins import Option, Plugin, RunContext
 
 
 class GradNormLogger(Plugin):

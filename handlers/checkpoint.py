@@ -60,8 +60,11 @@ class _Meta:
         self.model = model
 
     def _describe(self) -> dict[str, Any]:
-        return {"format": FORMAT, "model": type(self.model).__name__,
-                "parameters": sum(p.numel() for p in self.model.parameters())}
+        return {
+            "format": FORMAT,
+            "model": type(self.model).__name__,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return self._describe()
@@ -113,14 +116,26 @@ class CheckpointPlugin(Plugin):
             "model": ctx.model,
             "optimizer": ctx.optimizer,
             **ctx.checkpoint_objects,
-            "plugins": PluginStates(ctx.plugins + [self]),
+            "plugins": PluginStates([*ctx.plugins, self]),
         }
         saver = FsyncDiskSaver(directory, atomic=True, create_dir=True, require_empty=False)
-        self.last = Checkpoint(self.to_save, saver, filename_prefix="last", n_saved=self.keep_last,
-                               global_step_transform=lambda engine, _: engine.state.iteration, include_self=True)
-        self.best = Checkpoint({"model": ctx.model}, saver, filename_prefix="best", n_saved=1,
-                               score_function=lambda engine: engine.state.record["test_acc"], score_name="test_acc",
-                               global_step_transform=lambda engine, _: engine.state.epoch)
+        self.last = Checkpoint(
+            self.to_save,
+            saver,
+            filename_prefix="last",
+            n_saved=self.keep_last,
+            global_step_transform=lambda engine, _: engine.state.iteration,
+            include_self=True,
+        )
+        self.best = Checkpoint(
+            {"model": ctx.model},
+            saver,
+            filename_prefix="best",
+            n_saved=1,
+            score_function=lambda engine: engine.state.record["test_acc"],
+            score_name="test_acc",
+            global_step_transform=lambda engine, _: engine.state.epoch,
+        )
         trainer = ctx.trainer
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._save_last)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self.best)
@@ -136,8 +151,9 @@ class CheckpointPlugin(Plugin):
         assert self.last is not None
         output = engine.state.output
         if isinstance(output, Mapping) and not bool(torch.isfinite(output["loss"])):
-            warnings.warn(f"not saving a checkpoint at iteration {engine.state.iteration}: the loss is not finite",
-                          stacklevel=1)
+            warnings.warn(
+                f"not saving a checkpoint at iteration {engine.state.iteration}: the loss is not finite", stacklevel=1
+            )
             return
         name = f"last_checkpoint_{engine.state.iteration}.pt"
         if not any(item.filename == name for item in self.last._saved):
@@ -171,5 +187,3 @@ class CheckpointPlugin(Plugin):
         if ctx.is_main_process:
             t = ctx.trainer.state
             print(f"resumed from {path} (epoch {t.epoch}, iteration {t.iteration})", flush=True)
-
-

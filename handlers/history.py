@@ -17,8 +17,17 @@ from mnist_ignite.plugins import Plugin, RunContext
 
 __all__ = ["COLUMNS", "HistoryPlugin", "seed_results"]
 
-COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "train_seconds", "eval_seconds",
-           "train_images_per_second")
+COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "train_seconds",
+    "eval_seconds",
+    "train_images_per_second",
+)
 
 
 def seed_results(rows: list[dict[str, Any]]) -> dict[str, list[float]]:

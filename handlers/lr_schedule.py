@@ -64,7 +64,11 @@ class LRSchedulePlugin(Plugin):
             return
         if self.lr_schedule == "plateau":
             self.scheduler = ReduceLROnPlateauScheduler(
-                opt, metric_name="accuracy", mode="max", factor=self.gamma, patience=self.plateau_patience,
+                opt,
+                metric_name="accuracy",
+                mode="max",
+                factor=self.gamma,
+                patience=self.plateau_patience,
                 trainer=trainer,
             )
             ctx.evaluator.add_event_handler(Events.COMPLETED, self.scheduler)
@@ -74,8 +78,9 @@ class LRSchedulePlugin(Plugin):
             elif self.lr_schedule == "onecycle":
                 scheduler = LRScheduler(OneCycleLR(opt, max_lr=lr, total_steps=total))
             else:
-                scheduler = CosineAnnealingScheduler(opt, "lr", start_value=lr, end_value=self.min_lr,
-                                                     cycle_size=total + 1)
+                scheduler = CosineAnnealingScheduler(
+                    opt, "lr", start_value=lr, end_value=self.min_lr, cycle_size=total + 1
+                )
             if self.warmup_iters:
                 scheduler = create_lr_scheduler_with_warmup(
                     scheduler, warmup_start_value=0.0, warmup_end_value=lr, warmup_duration=self.warmup_iters
@@ -83,4 +88,3 @@ class LRSchedulePlugin(Plugin):
             self.scheduler = scheduler
             trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
         ctx.checkpoint_objects["lr_scheduler"] = self.scheduler
-

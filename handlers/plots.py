@@ -13,16 +13,14 @@ import warnings
 from typing import Any
 
 import matplotlib
-
 from ignite.engine import Engine, Events
 from ignite.metrics import ConfusionMatrix
 
+from handlers.history import seed_results
 from mnist_ignite.data import MNIST_MEAN, MNIST_STD
 from mnist_ignite.engine import MisclassifiedSamples
 from mnist_ignite.figures import confusion_matrix_figure, image_grid, plot_model_results, save_figure
 from mnist_ignite.plugins import Plugin, RunContext
-
-from handlers.history import seed_results
 
 __all__ = ["PlotsPlugin"]
 

@@ -26,8 +26,12 @@ __all__ = ["build_parser", "main", "parse_config"]
 
 PROG = "mnist-ignite"
 # shortcuts for switching handlers on and off: flag -> (handler, enable)
-SWITCHES = {"visdom": ("visdom", True), "plots": ("plots", True), "no_plots": ("plots", False),
-            "no_progress": ("progress", False)}
+SWITCHES = {
+    "visdom": ("visdom", True),
+    "plots": ("plots", True),
+    "no_plots": ("plots", False),
+    "no_progress": ("progress", False),
+}
 
 
 def _number(kind: Callable[[str], Any], minimum: float, strict: bool) -> Callable[[str], Any]:
@@ -53,17 +57,27 @@ non_negative_float = _number(float, 0.0, strict=False)
 def _selection_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("handlers (plugins)")
     g.add_argument("--config", metavar="RUN.toml", help="TOML file setting any option below; flags override it")
-    g.add_argument("--handler", action="append", default=[], metavar="SPEC",
-                   help="enable a handler: a NAME from --list-handlers, package.module:Attr, or path/file.py:Attr "
-                        "(repeatable)")
-    g.add_argument("--no-handler", action="append", default=[], metavar="NAME",
-                   help=f"disable a handler, including the defaults ({', '.join(DEFAULT_HANDLERS)})")
+    g.add_argument(
+        "--handler",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="enable a handler: a NAME from --list-handlers, package.module:Attr, or path/file.py:Attr (repeatable)",
+    )
+    g.add_argument(
+        "--no-handler",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"disable a handler, including the defaults ({', '.join(DEFAULT_HANDLERS)})",
+    )
     g.add_argument("--list-handlers", action="store_true", help="list the available handlers and exit")
     g.add_argument("--visdom", action="store_true", default=None, help="live Visdom dashboard (handler 'visdom')")
     g.add_argument("--plots", action="store_true", default=None, help="matplotlib PNGs in OUTPUT/plots (default on)")
     g.add_argument("--no-plots", action="store_true", default=None, help="no matplotlib plots")
-    g.add_argument("--no-progress", action="store_true", default=None,
-                   help="no progress bar (the per-epoch lines stay)")
+    g.add_argument(
+        "--no-progress", action="store_true", default=None, help="no progress bar (the per-epoch lines stay)"
+    )
 
 
 def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.ArgumentParser:
@@ -71,43 +85,77 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Train the ERA Session 5 MNIST CNN on PyTorch Ignite engines, with plugins. "
-                    "Defaults are the seed's recipe: SGD lr 0.01 momentum 0.9, StepLR(15, 0.1), batch 64, 20 epochs.",
+        "Defaults are the seed's recipe: SGD lr 0.01 momentum 0.9, StepLR(15, 0.1), batch 64, 20 epochs.",
         epilog="Outputs in OUTPUT: config.json, metrics.json/.csv, checkpoints/, plots/, final_model.pt. "
-               "Exit codes: 0 done, 1 run failed, 2 bad usage, 130/143 interrupted (resumable).",
+        "Exit codes: 0 done, 1 run failed, 2 bad usage, 130/143 interrupted (resumable).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     d = Config()
     g = parser.add_argument_group("data")
-    g.add_argument("--data-dir", default=default_data_dir(),
-                   help="MNIST root holding MNIST/raw/*-ubyte (env MNIST_IGNITE_DATA); downloaded there if absent")
+    g.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="MNIST root holding MNIST/raw/*-ubyte (env MNIST_IGNITE_DATA); downloaded there if absent",
+    )
     g.add_argument("--no-download", dest="download", action="store_false", help="never download MNIST")
     g.add_argument("--max-train-samples", type=positive_int, metavar="N", help="train on the first N images only")
     g.add_argument("--max-eval-samples", type=positive_int, metavar="N", help="evaluate on the first N test images")
-    g.add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
-                   help="tensor: MNIST on the device, batched augmentation; torchvision: the seed's PIL DataLoader")
-    g.add_argument("--num-workers", type=non_negative_int, default=d.num_workers,
-                   help="DataLoader worker processes (torchvision pipeline)")
+    g.add_argument(
+        "--pipeline",
+        choices=PIPELINES,
+        default=d.pipeline,
+        help="tensor: MNIST on the device, batched augmentation; torchvision: the seed's PIL DataLoader",
+    )
+    g.add_argument(
+        "--num-workers",
+        type=non_negative_int,
+        default=d.num_workers,
+        help="DataLoader worker processes (torchvision pipeline)",
+    )
     g = parser.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=d.epochs, help="training epochs")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size,
-                   help="global training batch (split evenly across processes)")
+    g.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=d.batch_size,
+        help="global training batch (split evenly across processes)",
+    )
     g.add_argument("--eval-batch-size", type=positive_int, default=d.eval_batch_size, help="evaluation batch")
     g.add_argument("--lr", type=positive_float, default=d.lr, help="SGD learning rate")
     g.add_argument("--momentum", type=non_negative_float, default=d.momentum, help="SGD momentum")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for weights, data order and augmentation")
     g.add_argument("--device", choices=DEVICES, default=d.device, help="auto = cuda, then mps, then cpu")
-    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="autocast dtype; auto = bf16 where the hardware runs it natively, else fp32")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                   help="keep NCHW memory layout (channels_last is faster for convolutions)")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="autocast dtype; auto = bf16 where the hardware runs it natively, else fp32",
+    )
+    g.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep NCHW memory layout (channels_last is faster for convolutions)",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
+    g.add_argument(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="on CUDA, run the train step eagerly instead of replaying it as a CUDA graph",
+    )
     g = parser.add_argument_group("output and resume")
     g.add_argument("--output-dir", default="", help="run folder (default runs/<timestamp>)")
-    g.add_argument("--resume", metavar="auto|PATH",
-                   help="continue from the newest checkpoint in --output-dir (auto) or from PATH")
+    g.add_argument(
+        "--resume", metavar="auto|PATH", help="continue from the newest checkpoint in --output-dir (auto) or from PATH"
+    )
     g = parser.add_argument_group("distributed (ignite.distributed)")
-    g.add_argument("--nproc-per-node", type=positive_int, default=d.nproc_per_node,
-                   help="processes to spawn on this machine (data-parallel)")
+    g.add_argument(
+        "--nproc-per-node",
+        type=positive_int,
+        default=d.nproc_per_node,
+        help="processes to spawn on this machine (data-parallel)",
+    )
     g.add_argument("--backend", choices=("gloo", "nccl"), help="default nccl on CUDA, gloo on CPU")
     _selection_args(parser)
     core = {a.dest for a in parser._actions}
@@ -167,7 +215,7 @@ def parse_config(argv: Sequence[str]) -> Config:
 
 
 def _list_handlers() -> None:
-    for name, target in sorted(available_plugins().items()):
+    for name in sorted(available_plugins()):
         try:
             description = getattr(load_plugin_class(name), "description", "") or ""
         except PluginLoadError as err:

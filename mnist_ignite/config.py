@@ -42,6 +42,7 @@ class Config:
     precision: str = "auto"  # auto | fp32 | bf16
     channels_last: bool = True
     compile: bool = False
+    cuda_graphs: bool = True  # replay the train step as a CUDA graph (CUDA, one process)
     resume: str | None = None  # auto | path to a checkpoint
     nproc_per_node: int = 1
     backend: str | None = None  # gloo | nccl; default by device

@@ -129,8 +129,9 @@ def load_mnist(
         try:
             datasets.MNIST(str(root), train=train, download=True)
         except Exception as err:  # network errors come in many types; the fix is the same
+            reason = " ".join(str(err).split())
             raise DataError(
-                f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {' '.join(str(err).split())}). "
+                f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {reason}). "
                 + _FIX.format(raw=raw)
             ) from None
     check_mnist_files(root, train)
@@ -224,6 +225,7 @@ class TensorTrainLoader:
         seed: int,
         device: torch.device,
         shard: tuple[int, int] = (0, 1),
+        chunk_batches: int | None = None,
     ) -> None:
         self.images = images.to(device)
         self.targets = targets.to(device)
@@ -232,6 +234,9 @@ class TensorTrainLoader:
         self.device = device
         self.rank, self.world = shard
         self.per_rank = math.ceil(len(self.images) / self.world)
+        # batches augmented per call: the whole epoch at once on a GPU (a handful of kernels per
+        # epoch instead of per step), one batch at a time on a CPU (cache-friendly, low memory)
+        self.chunk_batches = chunk_batches or (1 if device.type == "cpu" else len(self))
 
     def __len__(self) -> int:
         return math.ceil(self.per_rank / self.batch_size)
@@ -242,11 +247,15 @@ class TensorTrainLoader:
         # every rank draws the same epoch order and takes its own strided shard of it
         order = p.order[self.rank :: self.world]
         angles, zoom = p.angles[self.rank :: self.world], p.zoom[self.rank :: self.world]
-        for i in range(start, len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        b = self.batch_size
+        for first in range(start, len(self), self.chunk_batches):
+            last = min(first + self.chunk_batches, len(self))
+            sl = slice(first * b, last * b)
             idx = order[sl]
             x = augment(self.images[idx].unsqueeze(1).float() / 255.0, angles[sl], zoom[sl])
-            yield (x - MNIST_MEAN) / MNIST_STD, self.targets[idx]
+            x, y = (x - MNIST_MEAN) / MNIST_STD, self.targets[idx]
+            for i in range(last - first):
+                yield x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches_from(0)

@@ -19,6 +19,7 @@ from ignite.engine import Engine, Events, create_supervised_evaluator
 from ignite.metrics import Accuracy, Average, Loss
 
 __all__ = [
+    "GraphedTrainStep",
     "MisclassifiedSamples",
     "TrainMetricsState",
     "TrainStep",
@@ -131,6 +132,88 @@ class TrainStep:
         return {"loss": loss.detach(), "y_pred": y_pred.detach(), "y": y}
 
 
+def _sgd_momentum_(
+    params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor], lr: torch.Tensor, momentum: float
+) -> None:
+    """SGD with momentum (PyTorch's formula, dampening 0) with the lr as a device tensor.
+
+    ``torch.optim.SGD`` turns the lr into a Python number, which a CUDA graph would freeze;
+    here the lr lives in a tensor the scheduler's value is copied into before each replay.
+    """
+    torch._foreach_mul_(bufs, momentum)
+    torch._foreach_add_(bufs, grads)
+    torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
+
+
+class GraphedTrainStep(TrainStep):
+    """The same update captured once as a CUDA graph and replayed: one launch per iteration.
+
+    The first ``warmup`` steps run eagerly on a side stream (as CUDA graph capture requires),
+    then the whole step (forward, loss, backward, SGD update) is captured for the full batch
+    size. A smaller last batch runs the same math eagerly. Momentum buffers stay in
+    ``optimizer.state``, so checkpoints and resume see a normal SGD.
+    """
+
+    def __init__(self, *args: Any, batch_size: int, warmup: int = 3, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        (group,) = self.optimizer.param_groups
+        if group.get("nesterov") or group.get("weight_decay") or group.get("dampening") or not group["momentum"]:
+            raise ValueError("CUDA-graph step supports SGD with momentum, no nesterov/weight decay/dampening")
+        self.params = [p for p in group["params"] if p.requires_grad]
+        self.momentum = float(group["momentum"])
+        self.lr = torch.tensor(float(group["lr"]), device=self.device)
+        self.batch_size, self.warmup = batch_size, warmup
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static: dict[str, torch.Tensor] = {}
+
+    def _bufs(self) -> list[torch.Tensor]:
+        state = self.optimizer.state
+        for p in self.params:
+            if state[p].get("momentum_buffer") is None:
+                state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return [state[p]["momentum_buffer"] for p in self.params]
+
+    def _update(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(
+            device_type="cuda", dtype=self.dtype or torch.float32, enabled=self.dtype is not None, cache_enabled=False
+        ):
+            y_pred = self.forward(x)
+        loss = F.nll_loss(y_pred.float(), y)
+        loss.backward()
+        with torch.no_grad():
+            _sgd_momentum_(self.params, [p.grad for p in self.params], self._bufs(), self.lr, self.momentum)
+        return loss.detach(), y_pred.detach()
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.static = {"x": x.clone(), "y": y.clone()}
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static["loss"], self.static["y_pred"] = self._update(self.static["x"], self.static["y"])
+
+    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.model.train()
+        x, y = prepare_batch(batch, self.device, self.channels_last)
+        self.lr.fill_(float(self.optimizer.param_groups[0]["lr"]))  # follow the scheduler; no host sync
+        if x.shape[0] != self.batch_size or (self.graph is None and self.warmup > 0):
+            if x.shape[0] == self.batch_size:
+                self.warmup -= 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                loss, y_pred = self._update(x, y)
+            torch.cuda.current_stream().wait_stream(side)
+            return {"loss": loss, "y_pred": y_pred, "y": y}
+        if self.graph is None:
+            self._capture(x, y)
+        self.static["x"].copy_(x)
+        self.static["y"].copy_(y)
+        assert self.graph is not None
+        self.graph.replay()
+        # copies: the next replay overwrites the static buffers while handlers may still hold these
+        return {"loss": self.static["loss"].clone(), "y_pred": self.static["y_pred"].clone(), "y": y}
+
+
 class TrainMetricsState:
     """Checkpointable state of the trainer's epoch metrics.
 
@@ -165,13 +248,21 @@ def create_trainer(
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cuda_graph_batch: int | None = None,
 ) -> Engine:
     """The trainer, with ``train_loss`` (mean of batch losses) and ``train_acc`` over each epoch.
 
     ``trainer.state.metrics`` holds both at ``EPOCH_COMPLETED``; ``trainer.train_metrics``
-    is a :class:`TrainMetricsState` for checkpoints.
+    is a :class:`TrainMetricsState` for checkpoints. ``cuda_graph_batch`` (CUDA only) replays
+    the step as a CUDA graph for batches of that size.
     """
-    trainer = Engine(TrainStep(model, optimizer, device, dtype, channels_last, forward))
+    if cuda_graph_batch:
+        step: TrainStep = GraphedTrainStep(
+            model, optimizer, device, dtype, channels_last, forward, batch_size=cuda_graph_batch
+        )
+    else:
+        step = TrainStep(model, optimizer, device, dtype, channels_last, forward)
+    trainer = Engine(step)
     metrics = {
         "train_loss": Average(output_transform=lambda o: o["loss"], device=device),
         "train_acc": Accuracy(output_transform=lambda o: (o["y_pred"], o["y"]), device=device),

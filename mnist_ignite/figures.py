@@ -25,7 +25,11 @@ __all__ = [
 
 
 def image_grid(
-    images: torch.Tensor, titles: Sequence[str], rows: int = 3, cols: int = 4, figsize: tuple[float, float] | None = None
+    images: torch.Tensor,
+    titles: Sequence[str],
+    rows: int = 3,
+    cols: int = 4,
+    figsize: tuple[float, float] | None = None,
 ) -> Figure:
     """A rows x cols grid of single-channel images, gray, titled, without ticks."""
     fig = Figure(figsize=figsize or (cols * 2.0, rows * 2.0))
@@ -79,8 +83,15 @@ def confusion_matrix_figure(matrix: torch.Tensor) -> Figure:
     threshold = m.max().item() / 2
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(m[i, j].item()), ha="center", va="center", fontsize=7,
-                    color="white" if m[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(m[i, j].item()),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if m[i, j] > threshold else "black",
+            )
     return fig
 
 

@@ -9,6 +9,7 @@ under ``ignite.distributed.Parallel``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -128,18 +129,22 @@ def _build_data(config: Config, device: torch.device, rank: int, world: int) -> 
         if world > 1:
             raise ConfigError("--nproc-per-node > 1 runs on --pipeline tensor (each rank takes its shard)")
         return (
-            make_torchvision_loader(train_set, config.batch_size, True, config.num_workers, config.seed,
-                                    config.max_train_samples),
-            make_torchvision_loader(test_set, config.eval_batch_size, False, config.num_workers, config.seed,
-                                    config.max_eval_samples),
+            make_torchvision_loader(
+                train_set, config.batch_size, True, config.num_workers, config.seed, config.max_train_samples
+            ),
+            make_torchvision_loader(
+                test_set, config.eval_batch_size, False, config.num_workers, config.seed, config.max_eval_samples
+            ),
         )
     n_train = min(config.max_train_samples or len(train_set), len(train_set))
     n_eval = min(config.max_eval_samples or len(test_set), len(test_set))
     per_rank_batch = max(1, config.batch_size // world)
-    train = TensorTrainLoader(train_set.data[:n_train], train_set.targets[:n_train], per_rank_batch, config.seed,
-                              device, shard=(rank, world))
-    evaluation = TensorEvalLoader(test_set.data[:n_eval][rank::world], test_set.targets[:n_eval][rank::world],
-                                  config.eval_batch_size, device)
+    train = TensorTrainLoader(
+        train_set.data[:n_train], train_set.targets[:n_train], per_rank_batch, config.seed, device, shard=(rank, world)
+    )
+    evaluation = TensorEvalLoader(
+        test_set.data[:n_eval][rank::world], test_set.targets[:n_eval][rank::world], config.eval_batch_size, device
+    )
     return train, evaluation
 
 
@@ -217,10 +222,8 @@ class _SignalStop:
 
     def __enter__(self) -> _SignalStop:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
@@ -255,7 +258,18 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     if world > 1:
         optimizer = idist.auto_optim(optimizer)
     forward = torch.compile(model) if config.compile else None
-    trainer = create_trainer(model, optimizer, device, dtype, channels_last, forward)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    graphs = config.cuda_graphs and device.type == "cuda" and world == 1 and config.pipeline == "tensor"
+    trainer = create_trainer(
+        model,
+        optimizer,
+        device,
+        dtype,
+        channels_last,
+        forward,
+        cuda_graph_batch=train_data.batch_size if graphs else None,
+    )
     evaluator = create_evaluator(model, device, dtype, channels_last)
     data = _ResumableData(train_data, trainer) if isinstance(train_data, TensorTrainLoader) else train_data
 
@@ -284,7 +298,9 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
 
     if trainer.state.epoch >= config.epochs and trainer.state.iteration > 0:
         if is_main:
-            print(f"nothing to do: the checkpoint already holds {trainer.state.epoch} epochs (--epochs {config.epochs})")
+            print(
+                f"nothing to do: the checkpoint already holds {trainer.state.epoch} epochs (--epochs {config.epochs})"
+            )
     else:
         with _SignalStop(trainer) as stop:
             trainer.run(data, max_epochs=config.epochs)

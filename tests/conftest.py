@@ -25,8 +25,19 @@ def data_dir() -> str:
 def small_args(data_dir: str, out: Path, *extra: str, train: int = 512, eval_: int = 256) -> list[str]:
     """Arguments of a quick CPU run on subsets."""
     return [
-        "--data-dir", data_dir, "--output-dir", str(out), "--device", "cpu", "--max-train-samples", str(train),
-        "--max-eval-samples", str(eval_), "--no-plots", "--no-download", *extra,
+        "--data-dir",
+        data_dir,
+        "--output-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "--max-train-samples",
+        str(train),
+        "--max-eval-samples",
+        str(eval_),
+        "--no-plots",
+        "--no-download",
+        *extra,
     ]
 
 
@@ -34,7 +45,11 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, tim
     """``mnist-ignite`` in a fresh process (for exit codes, signals and tracebacks)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_mnist.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

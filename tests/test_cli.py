@@ -10,12 +10,22 @@ from mnist_ignite.cli import main, parse_config
 
 from conftest import metrics, run_cli, small_args
 
-KEYS = {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "train_seconds", "eval_seconds",
-        "train_images_per_second"}
+KEYS = {
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "train_seconds",
+    "eval_seconds",
+    "train_images_per_second",
+}
 
 
-def test_one_epoch_run_writes_config_metrics_and_model(data_dir: str, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_epoch_run_writes_config_metrics_and_model(
+    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     assert main(small_args(data_dir, out, "--epochs", "1", train=2048, eval_=1024)) == 0
     config = json.loads((out / "config.json").read_text())
@@ -60,8 +70,9 @@ def test_bad_values_exit_2_with_a_message(args: list[str], message: str, capsys:
 
 
 def test_missing_data_exits_1_without_traceback(tmp_path: Path) -> None:
-    result = run_cli("--data-dir", str(tmp_path), "--no-download", "--device", "cpu", "--output-dir",
-                     str(tmp_path / "out"))
+    result = run_cli(
+        "--data-dir", str(tmp_path), "--no-download", "--device", "cpu", "--output-dir", str(tmp_path / "out")
+    )
     assert result.returncode == 1
     assert "MNIST file missing" in result.stderr and "MNIST/raw" in result.stderr
     assert "Traceback" not in result.stderr
@@ -70,8 +81,20 @@ def test_missing_data_exits_1_without_traceback(tmp_path: Path) -> None:
 def test_help_explains_the_options() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for flag in ("--data-dir", "--output-dir", "--epochs", "--batch-size", "--lr", "--momentum", "--seed",
-                 "--device", "--num-workers", "--max-train-samples", "--max-eval-samples", "--lr-schedule"):
+    for flag in (
+        "--data-dir",
+        "--output-dir",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--momentum",
+        "--seed",
+        "--device",
+        "--num-workers",
+        "--max-train-samples",
+        "--max-eval-samples",
+        "--lr-schedule",
+    ):
         assert flag in result.stdout
     assert "MNIST_IGNITE_DATA" in result.stdout
 

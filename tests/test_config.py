@@ -22,8 +22,11 @@ def test_defaults_are_the_seed_recipe() -> None:
 
 
 def test_toml_sets_options_and_handlers_and_flags_override(tmp_path: Path) -> None:
-    path = write(tmp_path, 'epochs = 3\nbatch-size = 128\nhandlers = ["early_stopping"]\n'
-                           'no_handlers = ["plots"]\n[early_stopping]\npatience = 5\n')
+    path = write(
+        tmp_path,
+        'epochs = 3\nbatch-size = 128\nhandlers = ["early_stopping"]\n'
+        'no_handlers = ["plots"]\n[early_stopping]\npatience = 5\n',
+    )
     c = parse_config(["--config", path, "--epochs", "4"])
     assert c.epochs == 4 and c.batch_size == 128
     assert "early_stopping" in c.handlers and "plots" not in c.handlers

@@ -78,8 +78,7 @@ def test_augment_rotation_matches_torchvision(data_dir: str) -> None:
 def test_augment_zoom_matches_center_crop_and_resize(data_dir: str) -> None:
     u8 = load_mnist(data_dir, train=False, download=False).data[:16]
     ours = augment(u8.unsqueeze(1).float() / 255, torch.zeros(16), torch.ones(16, dtype=torch.bool))
-    ref = torch.stack([TF.to_tensor(TF.resize(TF.center_crop(Image.fromarray(x.numpy()), 22), [28, 28]))
-                       for x in u8])
+    ref = torch.stack([TF.to_tensor(TF.resize(TF.center_crop(Image.fromarray(x.numpy()), 22), [28, 28])) for x in u8])
     assert (ours - ref).abs().mean().item() < 0.01
 
 
@@ -115,7 +114,7 @@ def test_loader_resumes_mid_epoch_with_the_same_batches() -> None:
     loader = TensorTrainLoader(images, torch.arange(300) % 10, batch_size=64, seed=5, device=torch.device("cpu"))
     full = [b for _ in range(2) for b in loader.batches_from(_ * len(loader))]
     tail = list(loader.batches_from(len(loader) + 2))
-    for (xa, ya), (xb, yb) in zip(full[len(loader) + 2:], tail, strict=True):
+    for (xa, ya), (xb, yb) in zip(full[len(loader) + 2 :], tail, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert len(full[-1][1]) == 300 - 4 * 64  # the last partial batch is kept, like the seed's loader
 
@@ -128,3 +127,14 @@ def test_loader_shards_cover_the_epoch_once() -> None:
         loader = TensorTrainLoader(images, targets, 10, seed=1, device=torch.device("cpu"), shard=(rank, 2))
         seen += [int(v) for _, y in loader for v in y]
     assert sorted(seen) == list(range(100))
+
+
+def test_augmenting_a_chunk_of_batches_gives_the_same_batches() -> None:
+    images = torch.randint(0, 255, (300, 28, 28), dtype=torch.uint8)
+    args = (images, torch.arange(300) % 10, 64, 5, torch.device("cpu"))
+    one = list(TensorTrainLoader(*args, chunk_batches=1).batches_from(1))
+    whole = list(TensorTrainLoader(*args, chunk_batches=5).batches_from(1))
+    assert len(one) == len(whole) == 4
+    for (xa, ya), (xb, yb) in zip(one, whole, strict=True):
+        torch.testing.assert_close(xa, xb, rtol=0, atol=1e-6)
+        assert torch.equal(ya, yb)

@@ -18,8 +18,14 @@ def test_net_shapes_follow_the_seed() -> None:
     for name in ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2"):
         getattr(net, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
     out = net(torch.randn(3, 1, 28, 28))
-    assert shapes == {"conv1": (3, 32, 26, 26), "conv2": (3, 64, 24, 24), "conv3": (3, 128, 10, 10),
-                      "conv4": (3, 256, 8, 8), "fc1": (3, 50), "fc2": (3, 10)}
+    assert shapes == {
+        "conv1": (3, 32, 26, 26),
+        "conv2": (3, 64, 24, 24),
+        "conv3": (3, 128, 10, 10),
+        "conv4": (3, 256, 8, 8),
+        "fc1": (3, 50),
+        "fc2": (3, 10),
+    }
     assert out.shape == (3, 10)
     torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(3))  # log-probabilities
 
@@ -34,8 +40,10 @@ def test_summary_lists_layers_shapes_and_total() -> None:
 def loaders(data_dir: str) -> tuple[DataLoader, DataLoader]:
     train, test = utils.get_train_and_test_mnist_data(data_dir)
     torch.manual_seed(0)
-    return (DataLoader(Subset(train, range(640)), batch_size=64, shuffle=True),
-            DataLoader(Subset(test, range(200)), batch_size=100))
+    return (
+        DataLoader(Subset(train, range(640)), batch_size=64, shuffle=True),
+        DataLoader(Subset(test, range(200)), batch_size=100),
+    )
 
 
 def test_seed_notebook_flow(loaders: tuple[DataLoader, DataLoader], capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,6 +58,7 @@ def test_seed_notebook_flow(loaders: tuple[DataLoader, DataLoader], capsys: pyte
     assert all(0 <= a <= 100 for a in results["train_acc"] + results["test_acc"])
     assert model.trainer.state.epoch == 2 and model.trainer.state.iteration == 20
     loss, acc = model.train()  # one more epoch continues, it does not restart
+    assert loss == model.results["train_losses"][-1] and acc == model.results["train_acc"][-1]
     assert model.trainer.state.epoch == 3 and len(model.results["train_losses"]) == 3
     out = capsys.readouterr().out
     assert "Total params: 593,200" in out and "Test set: Average loss" in out

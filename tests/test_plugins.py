@@ -61,8 +61,17 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_builtins_are_listed_by_name() -> None:
     names = set(available_plugins())
-    assert {"lr_schedule", "checkpoint", "history", "progress", "early_stopping", "nan_guard", "time_limit",
-            "plots", "visdom"} <= names
+    assert {
+        "lr_schedule",
+        "checkpoint",
+        "history",
+        "progress",
+        "early_stopping",
+        "nan_guard",
+        "time_limit",
+        "plots",
+        "visdom",
+    } <= names
     assert load_plugin_class("history").__name__ == "HistoryPlugin"
 
 
@@ -74,8 +83,7 @@ def test_list_handlers_prints_one_line_each(capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.parametrize("how", ["module", "file"])
-def test_plugin_by_module_or_file_with_its_option(how: str, plugin_module: Path, data_dir: str,
-                                                  tmp_path: Path) -> None:
+def test_plugin_by_module_or_file_with_its_option(how: str, plugin_module: Path, data_dir: str, tmp_path: Path) -> None:
     spec = "my_plugins:Marker" if how == "module" else f"{plugin_module}:Marker"
     out = tmp_path / "out"
     args = small_args(data_dir, out, "--epochs", "1", "--handler", spec, "--marker-text", how, train=128, eval_=64)
@@ -111,16 +119,18 @@ def test_plugin_options_show_in_help_once_enabled(plugin_module: Path, capsys: p
         ("missing/file.py:Thing", "file not found"),
     ],
 )
-def test_bad_plugins_exit_2_naming_the_plugin(spec: str, message: str, plugin_module: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_plugins_exit_2_naming_the_plugin(
+    spec: str, message: str, plugin_module: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--handler", spec, "--output-dir", str(tmp_path / "never")]) == 2
     err = capsys.readouterr().err
     assert message in err and spec in err
     assert not (tmp_path / "never").exists()  # nothing ran
 
 
-def test_bad_option_value_exits_2_naming_the_plugin(plugin_module: Path, capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path) -> None:
+def test_bad_option_value_exits_2_naming_the_plugin(
+    plugin_module: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert main(["--handler", "my_plugins:Picky", "--level", "0", "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "handler 'my_plugins:Picky': bad option value: level must be >= 1" in err
@@ -133,11 +143,16 @@ def test_import_error_inside_a_plugin_file_exits_2(tmp_path: Path, capsys: pytes
     assert "cannot import" in capsys.readouterr().err
 
 
-def test_exception_in_a_plugin_names_it_and_the_event_and_keeps_the_checkpoint(plugin_module: Path, data_dir: str,
-                                                                               tmp_path: Path) -> None:
+def test_exception_in_a_plugin_names_it_and_the_event_and_keeps_the_checkpoint(
+    plugin_module: Path, data_dir: str, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    result = run_cli(*small_args(data_dir, out, "--epochs", "3", "--handler", str(plugin_module) + ":Exploding",
-                                 train=128, eval_=64), env={"PYTHONPATH": str(ROOT)})
+    result = run_cli(
+        *small_args(
+            data_dir, out, "--epochs", "3", "--handler", str(plugin_module) + ":Exploding", train=128, eval_=64
+        ),
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 1
     assert "plugin 'exploding' failed on trainer EPOCH_COMPLETED: ValueError: kaboom" in result.stderr
     assert "Traceback" not in result.stderr

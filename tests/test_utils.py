@@ -8,8 +8,13 @@ from mnist_ignite import utils
 
 def test_train_transforms_are_the_seeds() -> None:
     t = utils.get_train_transforms().transforms
-    assert [type(x) for x in t] == [transforms.RandomApply, transforms.Resize, transforms.RandomRotation,
-                                    transforms.ToTensor, transforms.Normalize]
+    assert [type(x) for x in t] == [
+        transforms.RandomApply,
+        transforms.Resize,
+        transforms.RandomRotation,
+        transforms.ToTensor,
+        transforms.Normalize,
+    ]
     assert t[0].p == 0.1 and isinstance(t[0].transforms[0], transforms.CenterCrop)
     assert list(t[0].transforms[0].size) == [22, 22] and list(t[1].size) == [28, 28]
     assert list(t[2].degrees) == [-15.0, 15.0] and t[2].fill == 0
@@ -22,8 +27,9 @@ def test_test_transforms_are_the_seeds() -> None:
 
 
 def test_dataloaders_give_normalized_batches(data_dir: str) -> None:
-    train_loader, test_loader = utils.get_train_and_test_mnist_dataloader(batch_size=64, data_dir=data_dir,
-                                                                          num_workers=0)
+    train_loader, test_loader = utils.get_train_and_test_mnist_dataloader(
+        batch_size=64, data_dir=data_dir, num_workers=0
+    )
     x, y = next(iter(test_loader))
     assert x.shape == (64, 1, 28, 28) and y.shape == (64,)
     assert abs(x.mean().item()) < 0.3 and len(train_loader.dataset) == 60_000
@@ -37,8 +43,12 @@ def test_plot_train_data_is_a_3x4_labelled_grid(data_dir: str) -> None:
 
 
 def test_plot_model_results_has_the_seed_titles() -> None:
-    results = {"train_losses": [1.0, 0.5], "train_acc": [80.0, 90.0], "test_losses": [0.4, 0.2],
-               "test_acc": [92.0, 95.0]}
+    results = {
+        "train_losses": [1.0, 0.5],
+        "train_acc": [80.0, 90.0],
+        "test_losses": [0.4, 0.2],
+        "test_acc": [92.0, 95.0],
+    }
     fig = utils.plot_model_results(results)
     assert isinstance(fig, Figure)
     assert tuple(fig.get_size_inches()) == (15.0, 10.0)
