@@ -23,7 +23,7 @@ class NanGuardPlugin(Plugin):
     name = "nan_guard"
     description = "stop with a clear message when the loss becomes NaN/Inf (Ignite TerminateOnNan)"
     order = 5
-    options = (Option("nan-check-every", int, 10, "check the loss every N iterations"),)
+    options = (Option("nan-check-every", int, 50, "check the loss every N iterations"),)
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)

@@ -10,6 +10,8 @@ A plotting failure warns once and training goes on: plots are never worth a lost
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import matplotlib
@@ -48,31 +50,55 @@ class PlotsPlugin(Plugin):
         self.matrix.attach(ctx.evaluator, "confusion_matrix")
         if not ctx.is_main_process:
             return
-        if not _in_notebook():
+        self.notebook = _in_notebook()
+        if not self.notebook:
             matplotlib.use("Agg", force=False)
+        # drawing takes ~0.1 s a figure: a writer thread keeps it off the training loop
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
         self.wrong = MisclassifiedSamples(limit=12)
         self.wrong.attach(ctx.evaluator)
-        ctx.trainer.add_event_handler(Events.STARTED, self._safe, self.samples)
-        ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self._safe, self.metrics)
-        ctx.trainer.add_event_handler(Events.COMPLETED, self._safe, self.final)
+        ctx.trainer.add_event_handler(Events.STARTED, self.samples)
+        ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self.metrics)
+        ctx.trainer.add_event_handler(Events.COMPLETED, self.final)
+        ctx.trainer.add_event_handler(Events.COMPLETED | Events.TERMINATE | Events.EXCEPTION_RAISED, self.flush)
 
-    def _safe(self, engine: Engine, draw: Any) -> None:
-        try:
-            draw(engine)
-        except Exception as err:  # plotting must never stop training
-            if not self.failed:
-                warnings.warn(f"plots: {type(err).__name__}: {err}; training goes on", stacklevel=1)
-            self.failed = True
+    def _draw(self, draw: Callable[..., None], *args: Any) -> None:
+        """Run ``draw`` on the writer thread; a failure warns once and training goes on."""
+
+        def safe() -> None:
+            try:
+                draw(*args)
+            except Exception as err:  # plotting must never stop training
+                if not self.failed:
+                    warnings.warn(f"plots: {type(err).__name__}: {err}; training goes on", stacklevel=1)
+                self.failed = True
+
+        if self.notebook:
+            safe()
+        else:
+            self.pool.submit(safe)
+
+    def flush(self, _: Engine | None = None, *__: Any) -> None:
+        """Wait until every queued figure is on disk."""
+        self.pool.shutdown(wait=True)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
 
     def samples(self, _: Engine) -> None:
         x, y = next(iter(self.ctx.train_data))
         images = x[:12].detach().float().cpu() * MNIST_STD + MNIST_MEAN
-        save_figure(image_grid(images, [str(int(v)) for v in y[:12]]), self.dir / "samples.png")
+        self._draw(self._save_grid, images, [str(int(v)) for v in y[:12]], "samples.png", None)
+
+    def _save_grid(self, images: Any, titles: list[str], name: str, figsize: Any) -> None:
+        save_figure(image_grid(images, titles, figsize=figsize), self.dir / name)
 
     def metrics(self, _: Engine) -> None:
-        fig = plot_model_results(seed_results(self.ctx.history.rows))  # type: ignore[attr-defined]
+        rows = [dict(r) for r in self.ctx.history.rows]  # type: ignore[attr-defined]
+        self._draw(self._save_metrics, rows)
+
+    def _save_metrics(self, rows: list[dict[str, Any]]) -> None:
+        fig = plot_model_results(seed_results(rows))
         save_figure(fig, self.dir / "metrics.png")
-        if _in_notebook():
+        if self.notebook:
             from IPython.display import display
 
             if self.display is None:
@@ -83,7 +109,9 @@ class PlotsPlugin(Plugin):
     def final(self, _: Engine) -> None:
         if self.wrong.true:
             images = self.wrong.images * MNIST_STD + MNIST_MEAN
-            save_figure(image_grid(images, self.wrong.titles(), figsize=(10, 8)), self.dir / "misclassified.png")
+            self._draw(self._save_grid, images, self.wrong.titles(), "misclassified.png", (10, 8))
         matrix = self.ctx.evaluator.state.metrics.get("confusion_matrix")
         if matrix is not None:
-            save_figure(confusion_matrix_figure(matrix), self.dir / "confusion_matrix.png")
+            self._draw(
+                lambda m: save_figure(confusion_matrix_figure(m), self.dir / "confusion_matrix.png"), matrix.cpu()
+            )

@@ -22,6 +22,15 @@ import torch
 __all__ = ["CheckpointLoadError", "OutputWriteError", "atomic_write", "load_tensors", "save_json", "save_torch"]
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_MODE = _file_mode()  # what open() would give: mkstemp's 0600 would hide outputs from other users
+
+
 class OutputWriteError(OSError):
     """Writing an output failed (disk full, read-only, ...); the previous file is untouched."""
 
@@ -41,6 +50,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             fd = None
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), _MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
