@@ -16,7 +16,7 @@ import argparse
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,12 @@ def _reset_peak(device: torch.device) -> None:
 
 def _timed(device: torch.device, batches: Iterable[Any], step: Callable[[Any], None], warmup: int, n: int) -> float:
     """Images/s over ``n`` batches after ``warmup`` batches, the time including data loading."""
-    it = iter(batches)
+
+    def endless() -> Iterator[Any]:
+        while True:
+            yield from batches
+
+    it = endless()
     for _ in range(warmup):
         step(next(it))
     _sync(device)

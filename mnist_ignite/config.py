@@ -43,6 +43,7 @@ class Config:
     channels_last: bool = True
     compile: bool = False
     cuda_graphs: bool = True  # replay the train step as a CUDA graph (CUDA, one process)
+    cudnn_benchmark: bool = False  # autotune cuDNN kernels: seconds of start-up for small convs
     resume: str | None = None  # auto | path to a checkpoint
     nproc_per_node: int = 1
     backend: str | None = None  # gloo | nccl; default by device

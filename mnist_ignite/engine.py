@@ -161,7 +161,8 @@ class GraphedTrainStep(TrainStep):
             raise ValueError("CUDA-graph step supports SGD with momentum, no nesterov/weight decay/dampening")
         self.params = [p for p in group["params"] if p.requires_grad]
         self.momentum = float(group["momentum"])
-        self.lr = torch.tensor(float(group["lr"]), device=self.device)
+        self.lr_value = float(group["lr"])
+        self.lr = torch.tensor(self.lr_value, device=self.device)
         self.batch_size, self.warmup = batch_size, warmup
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: dict[str, torch.Tensor] = {}
@@ -194,7 +195,10 @@ class GraphedTrainStep(TrainStep):
     def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.model.train()
         x, y = prepare_batch(batch, self.device, self.channels_last)
-        self.lr.fill_(float(self.optimizer.param_groups[0]["lr"]))  # follow the scheduler; no host sync
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        if lr != self.lr_value:  # follow the scheduler; a fill is a launch, not a host sync
+            self.lr.fill_(lr)
+            self.lr_value = lr
         if x.shape[0] != self.batch_size or (self.graph is None and self.warmup > 0):
             if x.shape[0] == self.batch_size:
                 self.warmup -= 1
@@ -210,8 +214,9 @@ class GraphedTrainStep(TrainStep):
         self.static["y"].copy_(y)
         assert self.graph is not None
         self.graph.replay()
-        # copies: the next replay overwrites the static buffers while handlers may still hold these
-        return {"loss": self.static["loss"].clone(), "y_pred": self.static["y_pred"].clone(), "y": y}
+        # the graph's own output buffers: valid until the next iteration, like any step output that
+        # handlers consume at ITERATION_COMPLETED (clone to keep one longer)
+        return {"loss": self.static["loss"], "y_pred": self.static["y_pred"], "y": y}
 
 
 class TrainMetricsState:

@@ -259,7 +259,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         optimizer = idist.auto_optim(optimizer)
     forward = torch.compile(model) if config.compile else None
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
     graphs = config.cuda_graphs and device.type == "cuda" and world == 1 and config.pipeline == "tensor"
     trainer = create_trainer(
         model,
