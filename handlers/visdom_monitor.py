@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from mnist_ignite.plugins import Option, Plugin, RunContext
 
 __all__ = ["WINDOWS", "VisdomPlugin", "assets_missing", "replay", "serve"]
 
+WINDOW_SIZE = {"width": 420, "height": 300}
 WINDOWS = ("train_loss", "loss", "accuracy", "lr", "samples", "misclassified", "run")
 ASSETS_HINT = (
     "visdom's front-end assets (JS/CSS) are not installed, and visdom would try to download them. "
@@ -122,10 +122,11 @@ class VisdomPlugin(Plugin):
 
     def _warn(self, what: str) -> None:
         if not self.warned:
-            warnings.warn(
-                f"visdom: {what}; training goes on and every event is kept in {self.log} "
-                f"(replay it with: mnist-ignite visdom --replay {self.log} --env {self.env})",
-                stacklevel=2,
+            print(
+                f"mnist-ignite: warning: visdom: {what}; training goes on and every event is kept in {self.log} "
+                f"(replay it with: mnist-ignite visdom --replay {self.log})",
+                file=sys.stderr,
+                flush=True,
             )
             self.warned = True
 
@@ -167,16 +168,18 @@ class VisdomPlugin(Plugin):
             Y=[list(ys)],
             win=win,
             update="append",  # creates the window when it does not exist yet
-            opts={"title": title, "legend": list(legend), "xlabel": xlabel, "showlegend": True},
+            opts={"title": title, "legend": list(legend), "xlabel": xlabel, "showlegend": True, **WINDOW_SIZE},
         )
 
     def _grid(self, win: str, images: torch.Tensor, titles: list[str], caption: str) -> None:
-        def render() -> Any:
-            return _figure_rgb(
-                image_grid(
-                    images, titles, rows=(len(titles) + 3) // 4, cols=4, figsize=(8, 2.2 * ((len(titles) + 3) // 4))
-                )
-            )
+        rows = (len(titles) + 3) // 4
+
+        def render() -> Any:  # runs on the worker thread: drawing never holds up a step
+            fig = image_grid(images, titles, rows=rows, cols=4, figsize=(4.4, 1.25 * rows + 0.2))
+            for ax in fig.axes:
+                ax.title.set_fontsize(7)
+            fig.tight_layout(pad=0.3)
+            return _figure_rgb(fig)
 
         vis = self.logger.vis
         self.logger.executor.submit(self._render_and_send, vis, render, win, caption)
@@ -192,7 +195,7 @@ class VisdomPlugin(Plugin):
     def started(self, engine: Engine) -> None:
         cfg = self.ctx.config
         info = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "options"} | cfg.options, indent=1)
-        self._send("text", text=f"<pre>{info}</pre>", win="run", opts={"title": "run"})
+        self._send("text", text=f"<pre>{info}</pre>", win="run", opts={"title": "run", **WINDOW_SIZE})
         x, y = next(iter(self.ctx.train_data))
         images = x[:12].detach().float().cpu() * MNIST_STD + MNIST_MEAN
         self._grid("samples", images, [str(int(v)) for v in y[:12]], "training images (augmented)")
@@ -282,8 +285,11 @@ def replay(log: Path, server: str, port: int, env: str | None = None) -> int:
         return 1
     import visdom
 
-    vis = visdom.Visdom(server=server, port=port, raise_exceptions=True, use_incoming_socket=False)
-    if not vis.check_connection(timeout_seconds=5):
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        vis = visdom.Visdom(server=server, port=port, raise_exceptions=True, use_incoming_socket=False)
+        connected = vis.check_connection(timeout_seconds=5)
+    if not connected:
         print(
             f"mnist-ignite visdom: no server at {server}:{port}; start one with: mnist-ignite visdom --port {port}",
             file=sys.stderr,

@@ -72,7 +72,7 @@ def confusion_matrix_figure(matrix: torch.Tensor) -> Figure:
     m = matrix.detach().cpu().long()
     fig = Figure(figsize=(7, 6))
     ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(m, cmap="Blues")
+    im = ax.imshow(m.numpy(), cmap="Blues")
     fig.colorbar(im, ax=ax)
     n = m.shape[0]
     ax.set_xticks(range(n))
