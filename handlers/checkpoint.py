@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
@@ -33,6 +34,11 @@ class FsyncDiskSaver(DiskSaver):
 
     def _save_func(self, checkpoint: Mapping, path: Path, func: Callable[..., Any]) -> None:
         atomic_write(path, lambda f: func(checkpoint, f, **self.kwargs))
+
+    def remove(self, filename: str) -> None:
+        # a run resumed from another folder inherits a list naming files that are not here
+        if idist.get_rank() == self.save_on_rank:
+            (self.dirname / filename).unlink(missing_ok=True)
 
 
 class PluginStates:
@@ -149,15 +155,20 @@ class CheckpointPlugin(Plugin):
     def _save_last(self, engine: Engine) -> None:
         """Save unless this iteration is already saved (epoch end that is also an every-N step)."""
         assert self.last is not None
-        output = engine.state.output
-        if isinstance(output, Mapping) and not bool(torch.isfinite(output["loss"])):
+        if not self._finite():
             warnings.warn(
-                f"not saving a checkpoint at iteration {engine.state.iteration}: the loss is not finite", stacklevel=1
+                f"not saving a checkpoint at iteration {engine.state.iteration}: the model holds NaN/Inf",
+                stacklevel=1,
             )
             return
         name = f"last_checkpoint_{engine.state.iteration}.pt"
         if not any(item.filename == name for item in self.last._saved):
             self.last(engine)
+
+    def _finite(self) -> bool:
+        """All weights finite (one host sync per save): a diverged model is never a checkpoint."""
+        params = [p.detach() for p in self.to_save["model"].parameters()]
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
 
     def _resume(self, ctx: RunContext, directory: Path) -> None:
         spec = ctx.config.resume
@@ -187,3 +198,10 @@ class CheckpointPlugin(Plugin):
         if ctx.is_main_process:
             t = ctx.trainer.state
             print(f"resumed from {path} (epoch {t.epoch}, iteration {t.iteration})", flush=True)
+            restored = ctx.optimizer.param_groups[0]["lr"]
+            if t.iteration and abs(restored - ctx.config.lr) > 1e-12 * max(1.0, ctx.config.lr):
+                print(
+                    f"note: the optimizer and lr schedule continue from the checkpoint (lr {restored:g}); "
+                    f"--lr {ctx.config.lr:g} applies to fresh runs only",
+                    flush=True,
+                )

@@ -5,6 +5,7 @@ Its counter and best score ride in checkpoints, so a resumed run keeps counting.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,11 +34,13 @@ class EarlyStoppingPlugin(Plugin):
         self._pending: Mapping[str, Any] | None = None
 
     def attach(self, ctx: RunContext) -> None:
+        # Ignite 0.5.5 renamed min_delta to threshold
+        delta = "threshold" if "threshold" in inspect.signature(EarlyStopping).parameters else "min_delta"
         self.handler = EarlyStopping(
             patience=self.patience,
             score_function=lambda engine: engine.state.record["test_acc"],
             trainer=ctx.trainer,
-            min_delta=self.min_delta,
+            **{delta: self.min_delta},
         )
         ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self.handler)
         if self._pending is not None:

@@ -74,17 +74,21 @@ class LRSchedulePlugin(Plugin):
             ctx.evaluator.add_event_handler(Events.COMPLETED, self.scheduler)
         else:
             if self.lr_schedule == "step":
-                scheduler: Any = LRScheduler(StepLR(opt, step_size=self.step_size * ctx.epoch_length, gamma=self.gamma))
+                scheduler: Any = StepLR(opt, step_size=self.step_size * ctx.epoch_length, gamma=self.gamma)
             elif self.lr_schedule == "onecycle":
-                scheduler = LRScheduler(OneCycleLR(opt, max_lr=lr, total_steps=total))
-            else:
+                scheduler = OneCycleLR(opt, max_lr=lr, total_steps=total)
+            else:  # one half-cosine over the whole run, from --lr down to --min-lr
                 scheduler = CosineAnnealingScheduler(
-                    opt, "lr", start_value=lr, end_value=self.min_lr, cycle_size=total + 1
+                    opt, "lr", start_value=lr, end_value=self.min_lr, cycle_size=max(2, total)
                 )
             if self.warmup_iters:
+                # the torch scheduler itself, not LRScheduler(...): Ignite wraps it so that the
+                # chainable StepLR does not keep the warmup's last value
                 scheduler = create_lr_scheduler_with_warmup(
                     scheduler, warmup_start_value=0.0, warmup_end_value=lr, warmup_duration=self.warmup_iters
                 )
+            elif not isinstance(scheduler, CosineAnnealingScheduler):
+                scheduler = LRScheduler(scheduler)
             self.scheduler = scheduler
             trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
         ctx.checkpoint_objects["lr_scheduler"] = self.scheduler

@@ -16,7 +16,7 @@ class TimeLimitPlugin(Plugin):
     name = "time_limit"
     description = "stop after --time-limit seconds, checkpointed and resumable (Ignite TimeLimit)"
     order = 40
-    options = (Option("time-limit", float, 3600.0, "seconds of training before stopping"),)
+    options = (Option("time-limit", int, 3600, "seconds of training before stopping"),)
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -271,6 +272,8 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         cuda_graph_batch=train_data.batch_size if graphs else None,
     )
     evaluator = create_evaluator(model, device, dtype, channels_last)
+    for engine in (trainer, evaluator):  # failures are reported once, by the CLI, in plain words
+        engine.logger.setLevel(logging.CRITICAL)
     data = _ResumableData(train_data, trainer) if isinstance(train_data, TensorTrainLoader) else train_data
 
     history = History()
@@ -306,6 +309,13 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
             trainer.run(data, max_epochs=config.epochs)
         if stop.signum:
             raise Interrupted(stop.signum, output_dir)
+        state = trainer.state
+        if is_main and (state.epoch < config.epochs or state.iteration % state.epoch_length):
+            print(
+                f"stopped early by a handler at epoch {state.epoch}, iteration {state.iteration}; "
+                f"--resume auto continues it",
+                flush=True,
+            )
     if is_main:
         save_torch(output_dir / "final_model.pt", net.state_dict())
     out["history"] = history.rows

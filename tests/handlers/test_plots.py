@@ -46,8 +46,9 @@ def test_pngs_are_written_valid_and_metrics_png_changes_each_epoch(data_dir: str
     assert not list((out / "plots").glob(".*"))  # no temp files left behind
 
 
-def test_a_failing_plot_warns_once_and_training_goes_on(data_dir: str, tmp_path: Path, monkeypatch: Any,
-                                                        recwarn: Any) -> None:
+def test_a_failing_plot_warns_once_and_training_goes_on(
+    data_dir: str, tmp_path: Path, monkeypatch: Any, recwarn: Any
+) -> None:
     def broken(*_: Any, **__: Any) -> None:
         raise OSError("disk full")
 

@@ -38,9 +38,20 @@ class Server:
     def __init__(self, port: int, env_path: Path) -> None:
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", "127.0.0.1", "-bind_local",
-             "-env_path", str(env_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "visdom.server",
+                "-port",
+                str(port),
+                "--hostname",
+                "127.0.0.1",
+                "-bind_local",
+                "-env_path",
+                str(env_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -53,8 +64,9 @@ class Server:
         raise TimeoutError("the Visdom server did not start in 90 s")
 
     def client(self, env: str) -> Any:
-        return visdom.Visdom(server="http://127.0.0.1", port=self.port, env=env, use_incoming_socket=False,
-                             raise_exceptions=True)
+        return visdom.Visdom(
+            server="http://127.0.0.1", port=self.port, env=env, use_incoming_socket=False, raise_exceptions=True
+        )
 
     def windows(self, env: str) -> dict[str, Any]:
         return json.loads(self.client(env).get_window_data(env=env))
@@ -77,9 +89,23 @@ def points(window: dict[str, Any]) -> list[int]:
 
 
 def visdom_args(data_dir: str, out: Path, port: int, env: str, epochs: int = 2) -> list[str]:
-    return small_args(data_dir, out, "--epochs", str(epochs), "--visdom", "--visdom-port", str(port),
-                      "--visdom-server", "http://127.0.0.1", "--visdom-env", env, "--visdom-every", "4",
-                      train=512, eval_=256)
+    return small_args(
+        data_dir,
+        out,
+        "--epochs",
+        str(epochs),
+        "--visdom",
+        "--visdom-port",
+        str(port),
+        "--visdom-server",
+        "http://127.0.0.1",
+        "--visdom-env",
+        env,
+        "--visdom-every",
+        "4",
+        train=512,
+        eval_=256,
+    )
 
 
 def test_live_windows_hold_the_right_number_of_points(server: Server, data_dir: str, tmp_path: Path) -> None:
@@ -102,13 +128,18 @@ def test_resumed_run_appends_to_the_same_windows(server: Server, data_dir: str, 
     assert points(wins["loss"]) == [2, 2] and points(wins["train_loss"]) == [4]
 
 
-def test_no_server_exits_0_and_the_log_replays(server: Server, data_dir: str, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_server_exits_0_and_the_log_replays(
+    server: Server, data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "offline"
     assert main(visdom_args(data_dir, out, free_port(), "offline")) == 0
     assert capsys.readouterr().err.count("warning: visdom") == 1
-    assert main(["visdom", "--replay", str(out / "visdom.log"), "--server", "http://127.0.0.1",
-                 "--port", str(server.port)]) == 0
+    assert (
+        main(
+            ["visdom", "--replay", str(out / "visdom.log"), "--server", "http://127.0.0.1", "--port", str(server.port)]
+        )
+        == 0
+    )
     wins = server.windows("offline")
     assert {"train_loss", "loss", "accuracy", "lr", "samples", "misclassified"} <= set(wins)
     assert points(wins["loss"]) == [2, 2]
@@ -148,11 +179,25 @@ def test_chromium_screenshot_shows_the_dashboard(server: Server, data_dir: str, 
     assert main(visdom_args(data_dir, tmp_path / "shot", server.port, "shot")) == 0
     png = tmp_path / "dashboard.png"
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1280,900", "--virtual-time-budget=10000",
-         f"--screenshot={png}", f"http://127.0.0.1:{server.port}/env/shot"],
-        capture_output=True, timeout=120, check=False,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tempfile.mkdtemp()}",
+            "--window-size=1280,900",
+            "--virtual-time-budget=10000",
+            f"--screenshot={png}",
+            f"http://127.0.0.1:{server.port}/env/shot",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     from PIL import Image
 
@@ -164,8 +209,9 @@ def test_chromium_screenshot_shows_the_dashboard(server: Server, data_dir: str, 
     assert any(count > 10_000 and rgb[2] > 100 and rgb[0] < 100 for count, rgb in colors)
 
 
-def test_server_command_explains_missing_assets(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_server_command_explains_missing_assets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("handlers.visdom_monitor.assets_missing", lambda: True)
     assert serve(free_port()) == 1
     err = capsys.readouterr().err
