@@ -19,7 +19,15 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["CheckpointLoadError", "OutputWriteError", "atomic_write", "load_tensors", "save_json", "save_torch"]
+__all__ = [
+    "CheckpointLoadError",
+    "OutputWriteError",
+    "atomic_write",
+    "load_tensors",
+    "prepare_output_dir",
+    "save_json",
+    "save_torch",
+]
 
 
 def _file_mode() -> int:
@@ -62,6 +70,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             os.close(fd)
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    """Create the run folder and prove it is writable, before any training starts."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise OutputWriteError(err.errno, f"cannot use {path} as the output folder: {err.strerror or err}") from None
     return path
 
 

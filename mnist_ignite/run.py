@@ -37,7 +37,7 @@ from mnist_ignite.data import (
     make_torchvision_loader,
 )
 from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precision, select_device
-from mnist_ignite.files import save_json, save_torch
+from mnist_ignite.files import prepare_output_dir, save_json, save_torch
 from mnist_ignite.model import Net
 from mnist_ignite.plugins import RunContext, build_plugin, guarded_attach, load_plugin_class
 
@@ -245,7 +245,6 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     manual_seed(config.seed)
     output_dir = Path(config.output_dir)
     if is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
         save_json(output_dir / "config.json", config.to_dict())
 
     train_data, eval_data = _build_data(config, device, rank, world)
@@ -331,7 +330,7 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """
     validate(config)
     build_plugins(config)  # fail on a bad plugin before any data or process is touched (each worker rebuilds)
-    config.output_dir = str(resolve_output_dir(config))
+    config.output_dir = str(prepare_output_dir(resolve_output_dir(config)))
     out: dict[str, Any] = {}
     torchrun = _launched_by_torchrun()
     if config.nproc_per_node > 1 or torchrun:
