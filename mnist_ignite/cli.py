@@ -157,6 +157,10 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
         help="processes to spawn on this machine (data-parallel)",
     )
     g.add_argument("--backend", choices=("gloo", "nccl"), help="default nccl on CUDA, gloo on CPU")
+    g.add_argument("--nnodes", type=positive_int, default=d.nnodes, help="machines taking part (with --node-rank)")
+    g.add_argument("--node-rank", type=non_negative_int, default=d.node_rank, help="this machine's index")
+    g.add_argument("--master-addr", default=d.master_addr, help="address of the node-rank 0 machine")
+    g.add_argument("--master-port", type=positive_int, default=d.master_port, help="its free TCP port")
     _selection_args(parser)
     core = {a.dest for a in parser._actions}
     for spec, cls in plugin_classes:

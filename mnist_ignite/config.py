@@ -47,6 +47,10 @@ class Config:
     resume: str | None = None  # auto | path to a checkpoint
     nproc_per_node: int = 1
     backend: str | None = None  # gloo | nccl; default by device
+    nnodes: int = 1  # machines, when idist.Parallel spawns (torchrun sets these itself)
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
     handlers: list[str] = field(default_factory=lambda: list(DEFAULT_HANDLERS))
     options: dict[str, Any] = field(default_factory=dict)  # plugin options by dest name
 

@@ -85,6 +85,11 @@ def validate(config: Config) -> None:
         (config.max_eval_samples is None or config.max_eval_samples >= 1, "--max-eval-samples must be >= 1"),
         (config.pipeline in PIPELINES, f"--pipeline must be one of {', '.join(PIPELINES)}"),
         (config.nproc_per_node >= 1, "--nproc-per-node must be >= 1"),
+        (config.nnodes >= 1 and 0 <= config.node_rank < config.nnodes, "--node-rank must be in [0, --nnodes)"),
+        (
+            config.batch_size >= config.nproc_per_node * config.nnodes,
+            "--batch-size is the global batch: it must be >= the number of processes",
+        ),
         (config.backend in (None, "gloo", "nccl"), f"--backend must be gloo or nccl (got {config.backend})"),
     ]
     for ok, message in checks:
@@ -241,7 +246,8 @@ class _SignalStop:
 def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: dict[str, Any]) -> None:
     rank, world = idist.get_rank(), idist.get_world_size()
     is_main = rank == 0
-    device = select_device(config.device) if world == 1 else idist.device()
+    # with several processes on GPUs, each takes cuda:<local rank>
+    device = select_device(config.device) if world == 1 or config.device == "cpu" else idist.device()
     manual_seed(config.seed)
     output_dir = Path(config.output_dir)
     if is_main:
@@ -333,10 +339,14 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
     config.output_dir = str(prepare_output_dir(resolve_output_dir(config)))
     out: dict[str, Any] = {}
     torchrun = _launched_by_torchrun()
-    if config.nproc_per_node > 1 or torchrun:
+    if config.nproc_per_node > 1 or config.nnodes > 1 or torchrun:
         backend = config.backend or ("nccl" if select_device(config.device).type == "cuda" else "gloo")
-        nproc = None if torchrun else config.nproc_per_node
-        with idist.Parallel(backend=backend, nproc_per_node=nproc) as parallel:
+        spawn: dict[str, Any] = {}
+        if not torchrun:  # idist.Parallel spawns the processes itself
+            spawn = {"nproc_per_node": config.nproc_per_node, "nnodes": config.nnodes, "node_rank": config.node_rank}
+            if config.nnodes > 1:
+                spawn |= {"master_addr": config.master_addr, "master_port": config.master_port}
+        with idist.Parallel(backend=backend, **spawn) as parallel:
             parallel.run(_worker, config, plugins, out)
     else:
         _worker(0, config, plugins, out)
