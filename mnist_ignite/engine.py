@@ -118,7 +118,7 @@ class TrainStep:
         self.device = device
         self.dtype = dtype
         self.channels_last = channels_last
-        self.forward = forward or model
+        self.forward = model if forward is None else forward
 
     def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.model.train()
