@@ -54,6 +54,15 @@ positive_float = _number(float, 0.0, strict=True)
 non_negative_float = _number(float, 0.0, strict=False)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not for switches or empty values)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, "", True, False, []) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def _selection_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("handlers (plugins)")
     g.add_argument("--config", metavar="RUN.toml", help="TOML file setting any option below; flags override it")
@@ -88,7 +97,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
         "Defaults are the seed's recipe: SGD lr 0.01 momentum 0.9, StepLR(15, 0.1), batch 64, 20 epochs.",
         epilog="Outputs in OUTPUT: config.json, metrics.json/.csv, checkpoints/, plots/, final_model.pt. "
         "Exit codes: 0 done, 1 run failed, 2 bad usage, 130/143 interrupted (resumable).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     d = Config()
     g = parser.add_argument_group("data")
