@@ -21,19 +21,16 @@ from ignite.metrics import ConfusionMatrix
 from handlers.history import seed_results
 from mnist_ignite.data import MNIST_MEAN, MNIST_STD
 from mnist_ignite.engine import MisclassifiedSamples
-from mnist_ignite.figures import confusion_matrix_figure, image_grid, plot_model_results, save_figure
+from mnist_ignite.figures import (
+    confusion_matrix_figure,
+    image_grid,
+    in_notebook,
+    plot_model_results,
+    save_figure,
+)
 from mnist_ignite.plugins import Plugin, RunContext
 
 __all__ = ["PlotsPlugin"]
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 class PlotsPlugin(Plugin):
@@ -50,7 +47,7 @@ class PlotsPlugin(Plugin):
         self.matrix.attach(ctx.evaluator, "confusion_matrix")
         if not ctx.is_main_process:
             return
-        self.notebook = _in_notebook()
+        self.notebook = in_notebook()
         if not self.notebook:
             matplotlib.use("Agg", force=False)
         # drawing takes ~0.1 s a figure: a writer thread keeps it off the training loop

@@ -18,10 +18,21 @@ from mnist_ignite.files import atomic_write
 __all__ = [
     "confusion_matrix_figure",
     "image_grid",
+    "in_notebook",
     "plot_model_results",
     "plot_train_data",
     "save_figure",
 ]
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel, where figures and progress bars render inline."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def image_grid(
