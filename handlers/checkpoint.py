@@ -147,8 +147,11 @@ class CheckpointPlugin(Plugin):
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self.best)
         trainer.add_event_handler(Events.TERMINATE, self._save_last)
         every = self.checkpoint_every_iters
-        if every:
-            trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every), self._save_last)
+        if every:  # epoch ends are saved at EPOCH_COMPLETED, after the evaluation and the history row
+            mid_epoch = Events.ITERATION_COMPLETED(
+                event_filter=lambda e, i: i % every == 0 and i % e.state.epoch_length != 0
+            )
+            trainer.add_event_handler(mid_epoch, self._save_last)
         if ctx.config.resume:
             self._resume(ctx, directory)
 

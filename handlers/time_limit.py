@@ -24,4 +24,7 @@ class TimeLimitPlugin(Plugin):
             raise ValueError("time-limit must be > 0")
 
     def attach(self, ctx: RunContext) -> None:
-        ctx.trainer.add_event_handler(Events.ITERATION_COMPLETED, TimeLimit(limit_sec=self.time_limit))
+        # checked after each iteration inside an epoch and after an epoch's own handlers, never between
+        # an epoch's last iteration and its EPOCH_COMPLETED (that stop would lose the epoch's evaluation)
+        inside = Events.ITERATION_COMPLETED(event_filter=lambda e, i: i % e.state.epoch_length != 0)
+        ctx.trainer.add_event_handler(inside | Events.EPOCH_COMPLETED, TimeLimit(limit_sec=self.time_limit))

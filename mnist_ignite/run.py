@@ -220,7 +220,12 @@ def _attach_evaluation(ctx: RunContext, history: History, quiet: bool) -> None:
 
 
 class _SignalStop:
-    """First SIGINT/SIGTERM: finish the iteration, let plugins save (Ignite TERMINATE), then raise."""
+    """First SIGINT/SIGTERM: stop at the next safe point, let plugins save (Ignite TERMINATE), then raise.
+
+    A safe point is the end of an iteration inside an epoch, or the end of the epoch's own handlers
+    (evaluation, history, checkpoint): stopping after an epoch's last iteration but before its
+    EPOCH_COMPLETED would leave a checkpoint that counts the epoch as done without its row.
+    """
 
     def __init__(self, trainer: Engine) -> None:
         self.trainer, self.signum = trainer, 0
@@ -230,13 +235,19 @@ class _SignalStop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self._handle)
+        # registered after every plugin, so they all see the event before the stop
+        self.trainer.add_event_handler(Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED, self._stop_here)
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
         if self.signum:  # a second signal: stop now
             raise KeyboardInterrupt
         self.signum = signum
-        self.trainer.terminate()
+
+    def _stop_here(self, engine: Engine) -> None:
+        epoch_end = engine.last_event_name == Events.EPOCH_COMPLETED
+        if self.signum and (epoch_end or engine.state.iteration % engine.state.epoch_length):
+            engine.terminate()
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self.previous.items():

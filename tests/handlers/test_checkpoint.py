@@ -147,3 +147,11 @@ def test_malicious_pickle_is_refused_and_its_payload_never_runs(data_dir: str, t
     assert not Path(MARKER).exists()
     with pytest.raises(pickle.UnpicklingError):  # sanity: the file really is a pickle bomb
         torch.load(evil, weights_only=True)
+
+
+def test_an_epoch_end_checkpoint_holds_that_epochs_row(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "edge"
+    # 5 iterations per epoch and a save every 5: the epoch-end file must be written after the evaluation
+    assert main(small_args(data_dir, out, "--epochs", "1", "--checkpoint-every-iters", "5", train=320)) == 0
+    state = load_tensors(out / "checkpoints" / "last_checkpoint_5.pt")
+    assert [r["epoch"] for r in state["history"]["rows"]] == [1]
