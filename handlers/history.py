@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 from mnist_ignite.files import atomic_write, save_json
 from mnist_ignite.plugins import Plugin, RunContext
 
-__all__ = ["COLUMNS", "HistoryPlugin", "seed_results"]
+__all__ = ["COLUMNS", "HistoryPlugin"]
 
 COLUMNS = (
     "epoch",
@@ -28,16 +28,6 @@ COLUMNS = (
     "eval_seconds",
     "train_images_per_second",
 )
-
-
-def seed_results(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """The seed notebook's ``results`` dict from metrics rows."""
-    return {
-        "train_losses": [r["train_loss"] for r in rows],
-        "train_acc": [r["train_acc"] for r in rows],
-        "test_losses": [r["test_loss"] for r in rows],
-        "test_acc": [r["test_acc"] for r in rows],
-    }
 
 
 class HistoryPlugin(Plugin):
@@ -54,11 +44,11 @@ class HistoryPlugin(Plugin):
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        return self.ctx.history.rows  # type: ignore[attr-defined]
+        return self.ctx.history.rows
 
     @property
     def results(self) -> dict[str, list[float]]:
-        return seed_results(self.rows)
+        return self.ctx.history.results
 
     def write(self, _: Engine | None = None) -> None:
         out = self.ctx.output_dir

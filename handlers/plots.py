@@ -18,7 +18,6 @@ import matplotlib
 from ignite.engine import Engine, Events
 from ignite.metrics import ConfusionMatrix
 
-from handlers.history import seed_results
 from mnist_ignite.data import MNIST_MEAN, MNIST_STD
 from mnist_ignite.engine import MisclassifiedSamples
 from mnist_ignite.figures import (
@@ -28,6 +27,7 @@ from mnist_ignite.figures import (
     plot_model_results,
     save_figure,
 )
+from mnist_ignite.history import seed_results
 from mnist_ignite.plugins import Plugin, RunContext
 
 __all__ = ["PlotsPlugin"]
@@ -89,7 +89,7 @@ class PlotsPlugin(Plugin):
         save_figure(image_grid(images, titles, figsize=figsize), self.dir / name)
 
     def metrics(self, _: Engine) -> None:
-        rows = [dict(r) for r in self.ctx.history.rows]  # type: ignore[attr-defined]
+        rows = [dict(r) for r in self.ctx.history.rows]
         self._draw(self._save_metrics, rows)
 
     def _save_metrics(self, rows: list[dict[str, Any]]) -> None:

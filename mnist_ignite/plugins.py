@@ -120,6 +120,8 @@ class RunContext:
     eval_data: Any = None
     epoch_length: int = 0
     plugins: list[Any] = field(default_factory=list)
+    # the per-epoch rows (mnist_ignite.history.History): .rows, .results (the seed's dict)
+    history: Any = None
     # objects other plugins want saved in checkpoints (e.g. the lr scheduler), by name
     checkpoint_objects: dict[str, Any] = field(default_factory=dict)
 

@@ -17,7 +17,6 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,10 +37,11 @@ from mnist_ignite.data import (
 )
 from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precision, select_device
 from mnist_ignite.files import prepare_output_dir, save_json, save_torch
+from mnist_ignite.history import History
 from mnist_ignite.model import Net
 from mnist_ignite.plugins import RunContext, build_plugin, guarded_attach, load_plugin_class
 
-__all__ = ["History", "Interrupted", "build_plugins", "resolve_output_dir", "train", "validate"]
+__all__ = ["Interrupted", "build_plugins", "resolve_output_dir", "train", "validate"]
 
 PIPELINES = ("tensor", "torchvision")
 
@@ -54,22 +54,6 @@ class Interrupted(Exception):
         super().__init__(f"{name} received: stopped after the current iteration; state saved in {output_dir}")
         self.exit_code = 128 + signum
         self.output_dir = output_dir
-
-
-@dataclass
-class History:
-    """The per-epoch rows (metrics.json), checkpointed so a resumed run lists each epoch once."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = [dict(r) for r in state["rows"]]
 
 
 def validate(config: Config) -> None:
@@ -305,9 +289,9 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         train_data=train_data,
         eval_data=eval_data,
         epoch_length=len(train_data),
+        history=history,
         checkpoint_objects={"trainer": trainer, "train_metrics": trainer.train_metrics, "history": history},
     )
-    ctx.history = history  # type: ignore[attr-defined]
     _attach_evaluation(ctx, history, quiet=not is_main)
     plugins = build_plugins(config, extra_plugins)
     for plugin in sorted(plugins, key=lambda p: getattr(p, "order", 50)):
@@ -335,7 +319,6 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     if is_main:
         save_torch(output_dir / "final_model.pt", net.state_dict())
     out["history"] = history.rows
-    out["ctx"] = ctx
 
 
 def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from handlers.history import COLUMNS, seed_results
+from handlers.history import COLUMNS
 from mnist_ignite.cli import main
 
 from conftest import metrics, small_args
@@ -18,8 +18,3 @@ def test_json_and_csv_hold_the_same_rows(data_dir: str, tmp_path: Path) -> None:
     assert tuple(table[0]) == COLUMNS
     assert [int(r["epoch"]) for r in table] == [1, 2]
     assert [float(r["test_acc"]) for r in table] == [r["test_acc"] for r in rows]
-
-
-def test_seed_results_dict() -> None:
-    rows = [{"train_loss": 1.0, "train_acc": 50.0, "test_loss": 0.5, "test_acc": 80.0}]
-    assert seed_results(rows) == {"train_losses": [1.0], "train_acc": [50.0], "test_losses": [0.5], "test_acc": [80.0]}
