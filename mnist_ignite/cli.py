@@ -58,7 +58,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where it says something (not for switches or empty values)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, "", True, False, []) or action.default is argparse.SUPPRESS:
+        default = action.default
+        if default is None or isinstance(default, bool) or default in ("", []) or default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action) or ""
 
@@ -152,6 +153,9 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
         dest="cuda_graphs",
         action="store_false",
         help="on CUDA, run the train step eagerly instead of replaying it as a CUDA graph",
+    )
+    g.add_argument(
+        "--cudnn-benchmark", action="store_true", help="let cuDNN autotune its kernels (costs seconds at start-up)"
     )
     g = parser.add_argument_group("output and resume")
     g.add_argument("--output-dir", default="", help="run folder (default runs/<timestamp>)")
