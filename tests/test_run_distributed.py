@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +14,15 @@ from mnist_ignite.data import TensorEvalLoader, load_mnist
 from mnist_ignite.engine import create_evaluator
 from mnist_ignite.model import Net
 
-from conftest import metrics, run_cli, small_args
+from conftest import ROOT, metrics, run_cli, small_args
 
 TWO = ("--nproc-per-node", "2", "--backend", "gloo")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +64,27 @@ def test_a_one_process_checkpoint_resumes_in_two(data_dir: str, tmp_path: Path) 
     result = run_cli(*small_args(data_dir, out, "--epochs", "2", "--resume", "auto", *TWO, train=1024, eval_=256))
     assert result.returncode == 0, result.stderr
     assert [r["epoch"] for r in metrics(out)] == [1, 2]
+
+
+def test_the_same_script_runs_under_torchrun(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "torchrun"
+    args = small_args(data_dir, out, "--epochs", "1", "--backend", "gloo", train=512, eval_=256)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(free_port()),
+            str(ROOT / "examples" / "train_mnist.py"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(metrics(out)) == 1 and (out / "final_model.pt").is_file()
+    assert result.stdout.count("epoch   1/1") == 1  # rank 0 alone prints
