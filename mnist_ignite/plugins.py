@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import torch
 from ignite.engine import Engine
@@ -43,7 +43,6 @@ __all__ = [
     "PluginLoadError",
     "RunContext",
     "StopTraining",
-    "SupportsAttach",
     "available_plugins",
     "build_plugin",
     "guarded_attach",
@@ -124,13 +123,6 @@ class RunContext:
     history: Any = None
     # objects other plugins want saved in checkpoints (e.g. the lr scheduler), by name
     checkpoint_objects: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class SupportsAttach(Protocol):
-    name: str
-
-    def attach(self, ctx: RunContext) -> None: ...
 
 
 class Plugin:
