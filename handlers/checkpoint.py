@@ -104,7 +104,6 @@ class CheckpointPlugin(Plugin):
             raise ValueError("checkpoint-every-iters must be >= 0 and keep-last >= 1")
         self.last: Checkpoint | None = None
         self.best: Checkpoint | None = None
-        self.loaded_from: Path | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best.state_dict() if self.best else {"saved": []}}
@@ -197,7 +196,6 @@ class CheckpointPlugin(Plugin):
             raise
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise CheckpointLoadError(f"cannot restore {path}: {type(err).__name__}: {err}") from None
-        self.loaded_from = path
         if ctx.is_main_process:
             t = ctx.trainer.state
             print(f"resumed from {path} (epoch {t.epoch}, iteration {t.iteration})", flush=True)

@@ -46,10 +46,6 @@ class EarlyStoppingPlugin(Plugin):
         if self._pending is not None:
             self.handler.load_state_dict(self._pending)
 
-    @property
-    def stopped(self) -> bool:
-        return bool(self.handler and self.handler.counter >= self.patience)
-
     def state_dict(self) -> dict[str, Any]:
         assert self.handler is not None
         return dict(self.handler.state_dict())

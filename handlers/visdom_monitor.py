@@ -85,7 +85,6 @@ class VisdomPlugin(Plugin):
         self.server = self.visdom_server or os.environ.get("VISDOM_SERVER_URL", "http://localhost")
         self.port = self.visdom_port or _default_port()
         self.env = self.visdom_env or os.environ.get("VISDOM_ENV", "mnist-ignite")
-        self.online = False
         self.warned = False
 
     # connection -------------------------------------------------------------------------
@@ -109,9 +108,7 @@ class VisdomPlugin(Plugin):
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             if self._reachable():
                 try:
-                    logger = VisdomLogger(server=self.server, port=self.port, raise_exceptions=True, **common)
-                    self.online = True
-                    return logger
+                    return VisdomLogger(server=self.server, port=self.port, raise_exceptions=True, **common)
                 except Exception as err:  # answered, but not as Visdom: monitoring must not stop training
                     reason = f"{type(err).__name__}: {err}"
             else:
