@@ -18,7 +18,7 @@ import matplotlib
 from ignite.engine import Engine, Events
 from ignite.metrics import ConfusionMatrix
 
-from mnist_ignite.data import MNIST_MEAN, MNIST_STD
+from mnist_ignite.data import denormalize, preview
 from mnist_ignite.engine import MisclassifiedSamples
 from mnist_ignite.figures import (
     confusion_matrix_figure,
@@ -81,9 +81,7 @@ class PlotsPlugin(Plugin):
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
 
     def samples(self, _: Engine) -> None:
-        x, y = next(iter(self.ctx.train_data))
-        images = x[:12].detach().float().cpu() * MNIST_STD + MNIST_MEAN
-        self._draw(self._save_grid, images, [str(int(v)) for v in y[:12]], "samples.png", None)
+        self._draw(self._save_grid, *preview(self.ctx.train_data), "samples.png", None)
 
     def _save_grid(self, images: Any, titles: list[str], name: str, figsize: Any) -> None:
         save_figure(image_grid(images, titles, figsize=figsize), self.dir / name)
@@ -105,7 +103,7 @@ class PlotsPlugin(Plugin):
 
     def final(self, _: Engine) -> None:
         if self.wrong.true:
-            images = self.wrong.images * MNIST_STD + MNIST_MEAN
+            images = denormalize(self.wrong.images)
             self._draw(self._save_grid, images, self.wrong.titles(), "misclassified.png", (10, 8))
         matrix = self.ctx.evaluator.state.metrics.get("confusion_matrix")
         if matrix is not None:

@@ -35,15 +35,14 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from mnist_ignite.data import MNIST_MEAN, MNIST_STD
+from mnist_ignite.data import denormalize, preview
 from mnist_ignite.engine import MisclassifiedSamples
 from mnist_ignite.figures import image_grid
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
-__all__ = ["WINDOWS", "VisdomPlugin", "assets_missing", "replay", "serve"]
+__all__ = ["VisdomPlugin", "assets_missing", "replay", "serve"]
 
 WINDOW_SIZE = {"width": 420, "height": 300}
-WINDOWS = ("train_loss", "loss", "accuracy", "lr", "samples", "misclassified", "run")
 ASSETS_HINT = (
     "visdom's front-end assets (JS/CSS) are not installed, and visdom would try to download them. "
     "Offline, install them from the npm registry with: PYTHON={python} bash ../shared/tools/visdom-assets.sh ; "
@@ -127,18 +126,24 @@ class VisdomPlugin(Plugin):
             )
             self.warned = True
 
-    def _send(self, method: str, **kwargs: Any) -> None:
-        """Queue one call on the logger's worker thread; the first failure switches to log-only."""
+    def _submit(self, what: str, send: Callable[[], None]) -> None:
+        """Run ``send`` on the logger's worker thread; the first failure switches to log-only."""
         vis = self.logger.vis
 
         def call() -> None:
             try:
-                getattr(vis, method)(env=self.env, **kwargs)
+                send()
             except Exception as err:
                 vis.offline = True  # visdom logs before it posts: this event is in the log already
-                self._warn(f"the Visdom server stopped answering ({type(err).__name__}: {err})")
+                self._warn(f"{what} failed, the Visdom server stopped answering ({type(err).__name__}: {err})")
 
         self.logger.executor.submit(call)
+
+    def _send(self, method: str, **kwargs: Any) -> None:
+        """Queue one visdom call (``line``, ``text``, ...) in this run's environment."""
+        self._submit(
+            f"sending to {kwargs.get('win')}", lambda: getattr(self.logger.vis, method)(env=self.env, **kwargs)
+        )
 
     # plugin -----------------------------------------------------------------------------
     def attach(self, ctx: RunContext) -> None:
@@ -171,31 +176,23 @@ class VisdomPlugin(Plugin):
     def _grid(self, win: str, images: torch.Tensor, titles: list[str], caption: str) -> None:
         rows = (len(titles) + 3) // 4
 
-        def render() -> Any:  # runs on the worker thread: drawing never holds up a step
+        def render() -> Any:
             fig = image_grid(images, titles, rows=rows, cols=4, figsize=(4.4, 1.25 * rows + 0.2))
             for ax in fig.axes:
                 ax.title.set_fontsize(7)
             fig.tight_layout(pad=0.3)
             return _figure_rgb(fig)
 
-        vis = self.logger.vis
-        self.logger.executor.submit(self._render_and_send, vis, render, win, caption)
+        def send() -> None:  # drawn on the worker thread too: rendering never holds up a step
+            self.logger.vis.image(render(), win=win, env=self.env, opts={"title": win, "caption": caption})
 
-    def _render_and_send(self, vis: Any, render: Callable[[], Any], win: str, caption: str) -> None:
-        try:
-            array = render()
-            vis.image(array, win=win, env=self.env, opts={"title": win, "caption": caption})
-        except Exception as err:
-            vis.offline = True
-            self._warn(f"sending the {win} grid failed ({type(err).__name__}: {err})")
+        self._submit(f"sending the {win} grid", send)
 
     def started(self, engine: Engine) -> None:
         cfg = self.ctx.config
         info = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "options"} | cfg.options, indent=1)
         self._send("text", text=f"<pre>{info}</pre>", win="run", opts={"title": "run", **WINDOW_SIZE})
-        x, y = next(iter(self.ctx.train_data))
-        images = x[:12].detach().float().cpu() * MNIST_STD + MNIST_MEAN
-        self._grid("samples", images, [str(int(v)) for v in y[:12]], "training images (augmented)")
+        self._grid("samples", *preview(self.ctx.train_data), "training images (augmented)")
 
     def accumulate(self, engine: Engine) -> None:
         self.loss_sum += engine.state.output["loss"]  # stays on the device: no sync per step
@@ -214,7 +211,7 @@ class VisdomPlugin(Plugin):
         self._line("loss", e, [r["train_loss"], r["test_loss"]], "loss", ["train", "test"], "epoch")
         self._line("accuracy", e, [r["train_acc"], r["test_acc"]], "accuracy (%)", ["train", "test"], "epoch")
         if self.wrong.true:
-            images = self.wrong.images * MNIST_STD + MNIST_MEAN
+            images = denormalize(self.wrong.images)
             self._grid("misclassified", images, self.wrong.titles(), f"epoch {e}: true / predicted")
 
     def close(self, *_: Any) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +34,14 @@ __all__ = [
     "augment",
     "check_mnist_files",
     "default_data_dir",
+    "denormalize",
     "epoch_params",
     "get_test_transforms",
     "get_train_transforms",
     "load_mnist",
     "make_torchvision_loader",
+    "normalize",
+    "preview",
 ]
 
 MNIST_MEAN = 0.1307
@@ -206,8 +209,25 @@ def augment(images: torch.Tensor, angles: torch.Tensor, zoom: torch.Tensor) -> t
     return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def _normalize(images_u8: torch.Tensor) -> torch.Tensor:
-    return (images_u8.unsqueeze(1).float() / 255.0 - MNIST_MEAN) / MNIST_STD
+def _to_unit(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], what ToTensor gives."""
+    return images_u8.unsqueeze(1).float() / 255.0
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """The seed's Normalize((0.1307,), (0.3081,))."""
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Back to [0, 1] pixel values, for showing images."""
+    return images * MNIST_STD + MNIST_MEAN
+
+
+def preview(train_data: Iterable[tuple[torch.Tensor, torch.Tensor]], n: int = 12) -> tuple[torch.Tensor, list[str]]:
+    """The first ``n`` training images of a loader, on the CPU in [0, 1], with their labels as titles."""
+    x, y = next(iter(train_data))
+    return denormalize(x[:n].detach().float().cpu()), [str(int(v)) for v in y[:n]]
 
 
 class TensorTrainLoader:
@@ -252,8 +272,7 @@ class TensorTrainLoader:
             last = min(first + self.chunk_batches, len(self))
             sl = slice(first * b, last * b)
             idx = order[sl]
-            x = augment(self.images[idx].unsqueeze(1).float() / 255.0, angles[sl], zoom[sl])
-            x, y = (x - MNIST_MEAN) / MNIST_STD, self.targets[idx]
+            x, y = normalize(augment(_to_unit(self.images[idx]), angles[sl], zoom[sl])), self.targets[idx]
             for i in range(last - first):
                 yield x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]
 
@@ -265,7 +284,7 @@ class TensorEvalLoader:
     """Test batches, normalized once and kept on the device."""
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int, device: torch.device) -> None:
-        self.images = _normalize(images.to(device))
+        self.images = normalize(_to_unit(images.to(device)))
         self.targets = targets.to(device)
         self.batch_size = batch_size
 
