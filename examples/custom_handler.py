@@ -16,8 +16,6 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 

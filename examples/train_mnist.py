@@ -8,9 +8,6 @@ Same entry point as the ``mnist-ignite`` console script.
 """
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from mnist_ignite.cli import main
 

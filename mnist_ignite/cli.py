@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mnist_ignite.commands import COMMANDS, load_command
 from mnist_ignite.config import DEFAULT_HANDLERS, Config, ConfigError, read_toml
 from mnist_ignite.data import DataError, default_data_dir
 from mnist_ignite.engine import DEVICES, PRECISIONS
@@ -276,6 +277,8 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in COMMANDS:
+            return int(load_command(argv[0])(argv[1:]))
         code = _plugin_command(argv)
         if code is not None:
             return code

@@ -53,15 +53,15 @@ ENTRY_POINT_GROUP = "mnist_ignite.handlers"
 
 # Built-ins, used when the project runs from a checkout without its entry points installed.
 BUILTINS: dict[str, str] = {
-    "lr_schedule": "handlers.lr_schedule:LRSchedulePlugin",
-    "checkpoint": "handlers.checkpoint:CheckpointPlugin",
-    "history": "handlers.history:HistoryPlugin",
-    "progress": "handlers.progress:ProgressPlugin",
-    "early_stopping": "handlers.early_stopping:EarlyStoppingPlugin",
-    "nan_guard": "handlers.nan_guard:NanGuardPlugin",
-    "time_limit": "handlers.time_limit:TimeLimitPlugin",
-    "plots": "handlers.plots:PlotsPlugin",
-    "visdom": "handlers.visdom_monitor:VisdomPlugin",
+    "lr_schedule": "mnist_ignite.handlers.lr_schedule:LRSchedulePlugin",
+    "checkpoint": "mnist_ignite.handlers.checkpoint:CheckpointPlugin",
+    "history": "mnist_ignite.handlers.history:HistoryPlugin",
+    "progress": "mnist_ignite.handlers.progress:ProgressPlugin",
+    "early_stopping": "mnist_ignite.handlers.early_stopping:EarlyStoppingPlugin",
+    "nan_guard": "mnist_ignite.handlers.nan_guard:NanGuardPlugin",
+    "time_limit": "mnist_ignite.handlers.time_limit:TimeLimitPlugin",
+    "plots": "mnist_ignite.handlers.plots:PlotsPlugin",
+    "visdom": "mnist_ignite.handlers.visdom_monitor:VisdomPlugin",
 }
 
 

@@ -38,7 +38,7 @@ def test_disk_full_is_a_clear_error(tmp_path: Path) -> None:
 def test_disk_full_during_a_run_keeps_the_previous_checkpoint(
     data_dir: str, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import handlers.checkpoint as ckpt
+    import mnist_ignite.handlers.checkpoint as ckpt
 
     real, calls = ckpt.atomic_write, []
 

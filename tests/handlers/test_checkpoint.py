@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from handlers.checkpoint import find_latest
+from mnist_ignite.handlers.checkpoint import find_latest
 from mnist_ignite.cli import main
 from mnist_ignite.files import CheckpointLoadError, load_tensors
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from handlers.history import COLUMNS
+from mnist_ignite.handlers.history import COLUMNS
 from mnist_ignite.cli import main
 
 from conftest import metrics, small_args

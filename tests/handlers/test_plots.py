@@ -52,7 +52,7 @@ def test_a_failing_plot_warns_once_and_training_goes_on(
     def broken(*_: Any, **__: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("handlers.plots.save_figure", broken)
+    monkeypatch.setattr("mnist_ignite.handlers.plots.save_figure", broken)
     out = tmp_path / "run"
     args = [a for a in small_args(data_dir, out, "--epochs", "2", train=128, eval_=128) if a != "--no-plots"]
     assert main(args) == 0

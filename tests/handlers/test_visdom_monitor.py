@@ -23,7 +23,7 @@ from conftest import small_args
 
 visdom = pytest.importorskip("visdom", reason="pip install 'mnist-ignite[visdom]'")
 
-from handlers.visdom_monitor import VisdomPlugin, assets_missing, serve  # noqa: E402
+from mnist_ignite.handlers.visdom_monitor import VisdomPlugin, assets_missing, serve  # noqa: E402
 
 
 def free_port() -> int:
@@ -212,7 +212,7 @@ def test_chromium_screenshot_shows_the_dashboard(server: Server, data_dir: str, 
 def test_server_command_explains_missing_assets(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("handlers.visdom_monitor.assets_missing", lambda: True)
+    monkeypatch.setattr("mnist_ignite.handlers.visdom_monitor.assets_missing", lambda: True)
     assert serve(free_port()) == 1
     err = capsys.readouterr().err
     assert "visdom-assets.sh" in err and "--download-assets" in err

@@ -1,0 +1,23 @@
+"""Subcommands: ``mnist-ignite NAME ...``, one module each, each a thin face over core functions.
+
+A command module defines ``main(argv: list[str]) -> int`` (its own argparse, its exit code) and a
+one-line ``HELP``. ``COMMANDS`` maps the name to the module path, imported only when that command
+runs, so ``mnist-ignite --help`` stays fast. A handler may also bring a command of its own (as
+``visdom`` does): ``mnist_ignite.cli`` looks there second.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+__all__ = ["COMMANDS", "load_command"]
+
+# name -> (module, one line for --help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def load_command(name: str) -> Callable[[list[str]], int]:
+    """The ``main`` function of command ``name``."""
+    module, _ = COMMANDS[name]
+    return importlib.import_module(module).main
