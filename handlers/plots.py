@@ -57,7 +57,7 @@ class PlotsPlugin(Plugin):
         ctx.trainer.add_event_handler(Events.STARTED, self.samples)
         ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self.metrics)
         ctx.trainer.add_event_handler(Events.COMPLETED, self.final)
-        ctx.trainer.add_event_handler(Events.COMPLETED | Events.TERMINATE | Events.EXCEPTION_RAISED, self.flush)
+        ctx.trainer.add_event_handler(Events.COMPLETED | Events.TERMINATE, self.flush)
 
     def _draw(self, draw: Callable[..., None], *args: Any) -> None:
         """Run ``draw`` on the writer thread; a failure warns once and training goes on."""
@@ -75,10 +75,15 @@ class PlotsPlugin(Plugin):
         else:
             self.pool.submit(safe)
 
-    def flush(self, _: Engine | None = None, *__: Any) -> None:
+    def flush(self, _: Engine | None = None) -> None:
         """Wait until every queued figure is on disk."""
         self.pool.shutdown(wait=True)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
+
+    def close(self) -> None:
+        """End of the run, failed or not (called by the core): the queued figures reach the disk."""
+        if self.ctx.is_main_process:
+            self.pool.shutdown(wait=True)
 
     def samples(self, _: Engine) -> None:
         self._draw(self._save_grid, *preview(self.ctx.train_data), "samples.png", None)

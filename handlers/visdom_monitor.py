@@ -147,9 +147,9 @@ class VisdomPlugin(Plugin):
 
     # plugin -----------------------------------------------------------------------------
     def attach(self, ctx: RunContext) -> None:
+        self.ctx = ctx
         if not ctx.is_main_process:
             return
-        self.ctx = ctx
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         self.log = ctx.output_dir / "visdom.log"
         self.logger = self._connect(self.log)
@@ -161,7 +161,6 @@ class VisdomPlugin(Plugin):
         t.add_event_handler(Events.ITERATION_COMPLETED, self.accumulate)
         t.add_event_handler(Events.ITERATION_COMPLETED(every=self.visdom_every), self.iteration)
         t.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
-        t.add_event_handler(Events.COMPLETED | Events.TERMINATE | Events.EXCEPTION_RAISED, self.close)
 
     def _line(self, win: str, x: float, ys: Sequence[float], title: str, legend: Sequence[str], xlabel: str) -> None:
         self._send(
@@ -214,9 +213,10 @@ class VisdomPlugin(Plugin):
             images = denormalize(self.wrong.images)
             self._grid("misclassified", images, self.wrong.titles(), f"epoch {e}: true / predicted")
 
-    def close(self, *_: Any) -> None:
-        """Wait for queued events (so the log is complete) and free the worker thread."""
-        self.logger.executor.shutdown(wait=True)
+    def close(self) -> None:
+        """End of the run, failed or not (called by the core): send what is queued, free the worker thread."""
+        if self.ctx.is_main_process:
+            self.logger.executor.shutdown(wait=True)
 
     # command: mnist-ignite visdom -----------------------------------------------------------
     @staticmethod

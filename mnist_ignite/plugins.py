@@ -45,6 +45,7 @@ __all__ = [
     "StopTraining",
     "available_plugins",
     "build_plugin",
+    "close_plugins",
     "guarded_attach",
     "load_plugin_class",
 ]
@@ -201,6 +202,27 @@ def build_plugin(spec: str, cls: type, values: dict[str, Any]) -> Any:
     if not getattr(plugin, "name", None):
         plugin.name = spec  # type: ignore[attr-defined]
     return plugin
+
+
+def close_plugins(plugins: Sequence[Any]) -> None:
+    """Call each plugin's optional ``close()`` once the run has ended, succeeded or failed (last attached first).
+
+    The core does this in a ``finally`` instead of plugins listening to ``Events.EXCEPTION_RAISED``: a
+    handler on that event makes Ignite swallow the exception. A failing ``close()`` warns, naming the
+    plugin, and never hides the run's own error.
+    """
+    for plugin in reversed(list(plugins)):
+        close = getattr(plugin, "close", None)
+        if not callable(close):
+            continue
+        try:
+            close()
+        except Exception as err:  # cleanup must not mask the run's outcome
+            print(
+                f"mnist-ignite: warning: handler {plugin.name!r}: close failed: {type(err).__name__}: {err}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _event_name(event: Any) -> str:

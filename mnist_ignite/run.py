@@ -39,7 +39,7 @@ from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precis
 from mnist_ignite.files import prepare_output_dir, save_json, save_torch
 from mnist_ignite.history import History
 from mnist_ignite.model import Net
-from mnist_ignite.plugins import RunContext, build_plugin, guarded_attach, load_plugin_class
+from mnist_ignite.plugins import RunContext, build_plugin, close_plugins, guarded_attach, load_plugin_class
 
 __all__ = ["Interrupted", "build_plugins", "resolve_output_dir", "train", "validate"]
 
@@ -305,8 +305,11 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
                 f"nothing to do: the checkpoint already holds {trainer.state.epoch} epochs (--epochs {config.epochs})"
             )
     else:
-        with _SignalStop(trainer) as stop:
-            trainer.run(data, max_epochs=config.epochs)
+        try:
+            with _SignalStop(trainer) as stop:
+                trainer.run(data, max_epochs=config.epochs)
+        finally:
+            close_plugins(ctx.plugins)
         if stop.signum:
             raise Interrupted(stop.signum, output_dir)
         state = trainer.state

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_ignite.handlers.checkpoint import find_latest
 from mnist_ignite.cli import main
 from mnist_ignite.files import CheckpointLoadError, load_tensors
+from mnist_ignite.handlers.checkpoint import find_latest
 
 from conftest import metrics, run_cli, small_args
 

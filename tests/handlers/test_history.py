@@ -3,8 +3,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mnist_ignite.handlers.history import COLUMNS
 from mnist_ignite.cli import main
+from mnist_ignite.handlers.history import COLUMNS
 
 from conftest import metrics, small_args
 
