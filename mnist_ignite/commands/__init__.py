@@ -14,7 +14,11 @@ from collections.abc import Callable
 __all__ = ["COMMANDS", "load_command"]
 
 # name -> (module, one line for --help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "evaluate": ("mnist_ignite.commands.evaluate", "loss, accuracy, per-class metrics, confusions, top losses"),
+    "predict": ("mnist_ignite.commands.predict", "classify digit images (PNG/JPEG, any size) with a model or .onnx"),
+    "export": ("mnist_ignite.commands.export", "export to ONNX, TorchScript or ExportedProgram, parity-checked"),
+}
 
 
 def load_command(name: str) -> Callable[[list[str]], int]:

@@ -1,0 +1,172 @@
+"""``mnist-ignite predict MODEL IMAGE... | DIR``: classify pictures of handwritten digits.
+
+Each image is made into an MNIST image (:mod:`mnist_ignite.digits`), normalized as in training
+and classified by a trained model (a run folder or ``.pt`` file) or by an exported ``.onnx`` file
+through ONNX Runtime, so the ONNX file alone is enough to ship. Prints ``file digit probability``
+(the top ``--top`` digits), or JSON with ``--json``. An image that cannot be read or holds no ink
+gets one error line; the others are still classified, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mnist_ignite.commands.common import error
+from mnist_ignite.data import normalize
+from mnist_ignite.digits import DigitImageError, find_images, load_digit
+from mnist_ignite.engine import select_device
+from mnist_ignite.files import CheckpointLoadError, OutputWriteError, atomic_write, prepare_output_dir
+from mnist_ignite.trained import load_trained
+
+__all__ = ["HELP", "MissingExtraError", "load_classifier", "main", "onnx_classifier", "predict"]
+
+HELP = "classify digit images (PNG/JPEG, any size or polarity) with a trained model or an exported .onnx"
+Classifier = Callable[[torch.Tensor], torch.Tensor]  # normalized (B, 1, 28, 28) -> log-probabilities (B, 10)
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+
+def onnx_classifier(path: str | os.PathLike) -> Classifier:
+    """An ONNX model run by ONNX Runtime on the CPU; outputs made log-probabilities like a checkpoint's."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingExtraError("running .onnx models needs onnxruntime: pip install 'mnist-ignite[export]'") from None
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointLoadError(f"model not found: {path}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own exception types for damaged files
+        reason = " ".join(str(err).split())[:300]
+        raise CheckpointLoadError(f"{path} is not a loadable ONNX model: {reason}") from None
+    (first,) = session.get_inputs()[:1]
+    fixed = first.shape[0] if isinstance(first.shape[0], int) else None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().float().numpy()
+        chunks = [arr] if fixed is None else [arr[i : i + fixed] for i in range(0, len(arr), fixed)]
+        out = np.concatenate([session.run(None, {first.name: c})[0] for c in chunks])
+        return F.log_softmax(torch.from_numpy(out).float(), dim=1)
+
+    return run
+
+
+def load_classifier(path: str, device: torch.device) -> tuple[Classifier, str]:
+    """A classifier for ``path`` (``.onnx``, a model file or a run folder) and a description of it."""
+    if Path(path).suffix.lower() == ".onnx":
+        return onnx_classifier(path), f"{path} (ONNX Runtime)"
+    trained = load_trained(path, device)
+
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return trained.model(x.to(device)).float().cpu()
+
+    return run, trained.describe()
+
+
+def predict(classifier: Classifier, digits: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Log-probabilities (N, 10) of MNIST-format images ``digits`` (N, 28, 28) in [0, 1]."""
+    x = normalize(digits.unsqueeze(1))
+    return torch.cat([classifier(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _unique_name(folder: Path, stem: str, used: set[str]) -> str:
+    name, n = f"{stem}.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.png"
+    used.add(name)
+    return name
+
+
+def _save_png(path: Path, digit: torch.Tensor) -> None:
+    pixels = (digit.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-ignite predict", description=HELP)
+    parser.add_argument("model", metavar="MODEL", help="a run folder, a .pt model/checkpoint, or an exported .onnx")
+    parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or folders of images")
+    parser.add_argument("--top", type=int, default=1, help="show the K most probable digits")
+    parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+    parser.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 images the model saw here")
+    parser.add_argument("--device", default="cpu", help="device for .pt models: cpu, cuda, mps or auto")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.top <= 10:
+        return error(f"--top must be between 1 and 10, got {args.top}", 2)
+    try:
+        files = find_images(args.images)
+        device = select_device(args.device)
+    except (FileNotFoundError, DigitImageError, ValueError) as err:
+        return error(str(err), 2)
+    try:
+        save_dir = prepare_output_dir(args.save_preprocessed) if args.save_preprocessed else None
+        classifier, described = load_classifier(args.model, device)
+    except MissingExtraError as err:
+        return error(str(err), 2)
+    except (CheckpointLoadError, OutputWriteError) as err:
+        return error(str(err), 1)
+
+    good: list[Path] = []
+    digits: list[torch.Tensor] = []
+    failed: list[dict[str, str]] = []
+    for file in files:
+        try:
+            digits.append(load_digit(file))
+            good.append(file)
+        except DigitImageError as err:
+            failed.append({"file": str(file), "error": str(err)})
+            error(f"{file}: {err}")
+
+    results: list[dict[str, Any]] = []
+    if digits:
+        stack = torch.stack(digits)
+        probs = predict(classifier, stack).exp()
+        values, labels = probs.topk(args.top, dim=1)
+        used: set[str] = set()
+        for i, file in enumerate(good):
+            top = [{"digit": int(d), "probability": float(p)} for d, p in zip(labels[i], values[i], strict=True)]
+            row: dict[str, Any] = {"file": str(file), "digit": top[0]["digit"], "probability": top[0]["probability"]}
+            if args.top > 1:
+                row["top"] = top
+            if save_dir is not None:
+                target = save_dir / _unique_name(save_dir, file.stem, used)
+                try:
+                    _save_png(target, stack[i])
+                except OutputWriteError as err:
+                    return error(str(err), 1)
+                row["preprocessed"] = str(target)
+            results.append(row)
+
+    if args.json:
+        json.dump({"model": described, "predictions": results, "errors": failed}, sys.stdout, indent=2)
+        print()
+    else:
+        for row in results:
+            shown = row.get("top") or [row]
+            print(row["file"], "  ".join(f"{t['digit']} {t['probability']:.4f}" for t in shown))
+    return 1 if failed else 0

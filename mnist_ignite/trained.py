@@ -1,0 +1,169 @@
+"""A trained model back from disk: a run folder, ``final_model.pt``, ``best_model_*.pt`` or a checkpoint.
+
+The commands that use a trained model (``evaluate``, ``predict``, ``export``) all start here, so
+they agree on which file a run folder means, which model it holds and what it outputs. Files are
+read with :func:`mnist_ignite.files.load_tensors` (weights only: a file can never run code). The
+model is rebuilt from the run's ``config.json`` (``model`` spec and ``model_args``, the seed's
+``Net`` when absent) through :func:`build_model`, the one place that knows how models are made.
+Whatever the model returns (logits or log-probabilities), :class:`LogProbs` turns it into
+log-probabilities: ``log_softmax`` of log-probabilities is the identity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_ignite.files import CheckpointLoadError, load_tensors
+
+__all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
+
+FORMAT = "mnist-ignite/1"  # the header training checkpoints carry in ``meta``
+DEFAULT_MODEL = "seed"
+_LAST = re.compile(r"^last_checkpoint_(\d+)\.pt$")
+_BEST = re.compile(r"^best_model_(\d+)_test_acc=([0-9.]+)\.pt$")
+
+
+def build_model(spec: str, args: Mapping[str, Any]) -> nn.Module:
+    """A fresh, untrained model for ``spec`` with constructor options ``args``.
+
+    Uses the model registry (``mnist_ignite.models.build_model``) where this install has one;
+    otherwise only the seed's ``Net`` is known.
+    """
+    try:
+        from mnist_ignite.models import build_model as registry_build  # type: ignore[attr-defined]
+    except ImportError as err:
+        if err.name not in ("mnist_ignite.models", None):
+            raise  # the registry exists but is broken: say so, do not hide it
+        if spec not in (DEFAULT_MODEL, "Net") or args:
+            raise CheckpointLoadError(
+                f"the model {spec!r} {dict(args) or ''} cannot be rebuilt: this install knows only the seed Net"
+            ) from None
+        from mnist_ignite.model import Net
+
+        return Net()
+    return registry_build(spec, dict(args))
+
+
+class LogProbs(nn.Module):
+    """Wraps a model so that it always returns fp32 log-probabilities of shape (B, 10)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.model(x).float(), dim=1)
+
+
+@dataclass
+class TrainedModel:
+    """A loaded model in eval mode (outputs log-probabilities) and where it came from."""
+
+    model: LogProbs
+    source: Path
+    spec: str = DEFAULT_MODEL
+    model_args: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def describe(self) -> str:
+        args = "".join(f" {k}={v}" for k, v in self.model_args.items())
+        return f"{self.source} (model {self.spec}{args}, {self.parameters:,} parameters)"
+
+
+def _latest(folder: Path, pattern: re.Pattern[str], key: int) -> Path | None:
+    found = [(float(m.group(key)), p) for p in folder.glob("*.pt") if (m := pattern.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def find_model_file(path: str | os.PathLike) -> Path:
+    """The model file ``path`` means: itself, or for a run folder its ``final_model.pt``, else the
+    latest ``checkpoints/last_checkpoint_*.pt`` (an unfinished run), else the best model."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise CheckpointLoadError(f"no such file or folder: {path}")
+    for candidate in (
+        path / "final_model.pt",
+        _latest(path / "checkpoints", _LAST, 1),
+        _latest(path / "checkpoints", _BEST, 2),
+        _latest(path, _LAST, 1),
+        _latest(path, _BEST, 2),
+    ):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise CheckpointLoadError(
+        f"{path} holds no trained model (final_model.pt, checkpoints/last_checkpoint_*.pt or best_model_*.pt)"
+    )
+
+
+def run_dir_of(file: Path) -> Path | None:
+    """The run folder a model file belongs to (the one with ``config.json``), if any."""
+    for folder in (file.parent, file.parent.parent):
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+def _model_spec(run_dir: Path | None, meta: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The model spec and its options: the checkpoint's own record first, then the run's config.json."""
+    if "spec" in meta:
+        return str(meta["spec"]), dict(meta.get("model_args") or {})
+    if run_dir is not None:
+        try:
+            config = json.loads((run_dir / "config.json").read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointLoadError(f"cannot read {run_dir / 'config.json'}: {err}") from None
+        if isinstance(config, Mapping) and config.get("model"):
+            return str(config["model"]), dict(config.get("model_args") or {})
+    return DEFAULT_MODEL, {}
+
+
+def _state_dict(state: Any, file: Path) -> tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]:
+    """(model weights, meta) from a training checkpoint, a ``{"model": ...}`` dict or a bare state_dict."""
+    if isinstance(state, Mapping):
+        meta = state.get("meta")
+        if isinstance(meta, Mapping):
+            if meta.get("format") != FORMAT:
+                raise CheckpointLoadError(f"{file} is not an mnist-ignite checkpoint (format {meta.get('format')!r})")
+            return state["model"], meta
+        if isinstance(state.get("model"), Mapping):
+            return state["model"], {}
+        if state and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+            return state, {}
+    raise CheckpointLoadError(f"{file} is not an mnist-ignite model or checkpoint (no model weights in it)")
+
+
+def load_trained(path: str | os.PathLike, device: torch.device | str = "cpu") -> TrainedModel:
+    """Load the model that ``path`` (a model file or a run folder) holds, in eval mode on ``device``."""
+    file = find_model_file(path)
+    weights, meta = _state_dict(load_tensors(file), file)
+    run_dir = run_dir_of(file)
+    spec, args = _model_spec(run_dir, meta)
+    try:
+        model = build_model(spec, args)
+    except CheckpointLoadError:
+        raise
+    except Exception as err:  # a user's model can fail in any way; name it
+        raise CheckpointLoadError(f"cannot rebuild model {spec!r} for {file}: {type(err).__name__}: {err}") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:300]
+        raise CheckpointLoadError(f"{file} does not hold weights of model {spec!r}: {detail}") from None
+    wrapped = LogProbs(model).to(device).eval()
+    return TrainedModel(wrapped, file, spec, args, run_dir)
