@@ -3,9 +3,13 @@
 Two pipelines feed the same engines:
 
 * ``torchvision``: the seed's PIL transforms in DataLoader workers (fidelity, the seed API).
-* ``tensor``: MNIST kept on the training device as uint8; each batch is gathered with a
-  device permutation and augmented in one batched ``grid_sample`` with the seed's
-  distribution. No per-sample Python, no host round trip.
+* ``tensor``: MNIST read straight from the idx files (``read_mnist``, no torchvision) and kept
+  on the training device as uint8; each batch is gathered with a device permutation and
+  augmented in one batched ``grid_sample`` with the seed's distribution. No per-sample
+  Python, no host round trip.
+
+torchvision is imported only by the functions that need it (its import costs more than a
+second): the tensor pipeline never loads it.
 
 All randomness of the tensor pipeline is a pure function of ``(seed, epoch)``, so a run
 resumed at any iteration sees exactly the batches an uninterrupted run would have seen.
@@ -18,17 +22,21 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision import datasets, transforms
+
+if TYPE_CHECKING:
+    from torchvision import datasets, transforms
 
 __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
     "DataError",
     "EpochParams",
+    "MnistTensors",
     "TensorEvalLoader",
     "TensorTrainLoader",
     "augment",
@@ -42,6 +50,7 @@ __all__ = [
     "make_torchvision_loader",
     "normalize",
     "preview",
+    "read_mnist",
 ]
 
 MNIST_MEAN = 0.1307
@@ -68,6 +77,8 @@ def default_data_dir() -> str:
 
 def get_train_transforms() -> transforms.Compose:
     """The seed's training transforms (PIL)."""
+    from torchvision import transforms
+
     return transforms.Compose(
         [
             transforms.RandomApply([transforms.CenterCrop(22)], p=ZOOM_P),
@@ -81,6 +92,8 @@ def get_train_transforms() -> transforms.Compose:
 
 def get_test_transforms() -> transforms.Compose:
     """The seed's test transforms (PIL)."""
+    from torchvision import transforms
+
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
 
 
@@ -123,22 +136,62 @@ def check_mnist_files(root: str | os.PathLike, train: bool) -> None:
         raise DataError(f"MNIST files disagree: {images} has {n_images} images, {labels} has {n_labels} labels.")
 
 
+def _download_if_missing(root: str | os.PathLike, train: bool, download: bool) -> None:
+    """Fetch the split with torchvision when its files are absent and ``download`` allows it."""
+    raw = Path(root) / "MNIST" / "raw"
+    if not download or all((raw / name).is_file() for name in _FILES[train]):
+        return
+    from torchvision import datasets
+
+    try:
+        datasets.MNIST(str(root), train=train, download=True)
+    except Exception as err:  # network errors come in many types; the fix is the same
+        reason = " ".join(str(err).split())
+        raise DataError(
+            f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {reason}). "
+            + _FIX.format(raw=raw)
+        ) from None
+
+
 def load_mnist(
     root: str | os.PathLike, train: bool, transform: object | None = None, download: bool = True
 ) -> datasets.MNIST:
     """torchvision's MNIST from ``root``, downloading only when files are absent, with clear errors."""
-    raw = Path(root) / "MNIST" / "raw"
-    if download and not all((raw / name).is_file() for name in _FILES[train]):
-        try:
-            datasets.MNIST(str(root), train=train, download=True)
-        except Exception as err:  # network errors come in many types; the fix is the same
-            reason = " ".join(str(err).split())
-            raise DataError(
-                f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {reason}). "
-                + _FIX.format(raw=raw)
-            ) from None
+    from torchvision import datasets
+
+    _download_if_missing(root, train, download)
     check_mnist_files(root, train)
     return datasets.MNIST(str(root), train=train, download=False, transform=transform)
+
+
+@dataclass(frozen=True)
+class MnistTensors:
+    """One MNIST split as tensors: ``data`` uint8 (N, 28, 28), ``targets`` int64 (N,).
+
+    The same two attributes (and values) as torchvision's ``MNIST``, without its import.
+    """
+
+    data: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def _read_idx(path: Path, header: int) -> torch.Tensor:
+    """The payload of a checked idx file as a flat uint8 tensor (one read, no copy after it)."""
+    size = path.stat().st_size
+    return torch.from_file(str(path), shared=False, size=size, dtype=torch.uint8)[header:]
+
+
+def read_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> MnistTensors:
+    """The split's idx files read straight into tensors, after the same checks as ``load_mnist``."""
+    _download_if_missing(root, train, download)
+    check_mnist_files(root, train)
+    raw = Path(root) / "MNIST" / "raw"
+    images, labels = (raw / name for name in _FILES[train])
+    data = _read_idx(images, 16).view(-1, 28, 28)
+    return MnistTensors(data, _read_idx(labels, 8).long())
 
 
 def _first(dataset: Dataset, n: int | None) -> Dataset:

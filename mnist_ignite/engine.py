@@ -1,8 +1,8 @@
 """Ignite trainer and evaluator for the Net: the update step, no-grad evaluation, metrics.
 
 The trainer is an :class:`ignite.engine.Engine` around :class:`TrainStep` (the same update as
-``create_supervised_trainer``, plus autocast on any device and channels_last) or its CUDA-graph
-twin; the evaluator is ``create_supervised_evaluator``. Metrics are Ignite's own: ``Average``s of
+``create_supervised_trainer``, plus autocast on any device, fp16 loss scaling and channels_last)
+or its CUDA-graph twin; the evaluator is ``create_supervised_evaluator``. Metrics are Ignite's own: ``Average``s of
 the batch losses and of the per-image hits over the epoch on the trainer (the seed's running
 values), ``Loss`` and ``Accuracy`` on the evaluator. Metric sums stay on the device, so a step
 never waits for the host.
@@ -11,7 +11,10 @@ never waits for the host.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import platform
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,10 +24,13 @@ from ignite.metrics import Accuracy, Average, Loss
 
 __all__ = [
     "GraphedTrainStep",
+    "LossScaler",
     "MisclassifiedSamples",
+    "Precision",
     "TrainMetricsState",
     "TrainStep",
     "autocast",
+    "choose_precision",
     "create_evaluator",
     "create_trainer",
     "prepare_batch",
@@ -33,7 +39,7 @@ __all__ = [
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -53,30 +59,119 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _cpu_flag(name: str) -> bool:
+    """``torch.cpu._is_<name>_supported()``; False where this torch lacks the probe."""
+    probe = getattr(torch.cpu, f"_is_{name}_supported", None)
+    return bool(probe()) if probe is not None else False
+
+
 def _cpu_has_fast_bf16() -> bool:
-    try:
+    """AVX512-BF16 or AMX on x86 (oneDNN's check alone also says yes to plain AVX512, which emulates bf16)."""
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return _cpu_flag("avx512_bf16") or _cpu_flag("amx_tile")
+    try:  # Arm and others: oneDNN knows (e.g. Neoverse V1's BF16 extension)
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (``None`` = fp32).
+def _cuda_native_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores (capability >= 8.0, or ROCm): the default ``is_bf16_supported()`` also says yes
+    to pre-Ampere GPUs, which only emulate bf16."""
+    if "including_emulation" in inspect.signature(torch.cuda.is_bf16_supported).parameters:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))  # asks the current device
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
-    ``auto`` means bf16 where the hardware runs it natively (CUDA with bf16, CPUs with
-    AVX512-BF16/AMX), else fp32: emulated bf16 is slower than fp32.
+
+@dataclass(frozen=True)
+class Precision:
+    """The precision a run trains in and why: ``name`` fp32 | bf16 | fp16, ``dtype`` for autocast
+    (``None`` = fp32), ``reason`` a few words for the run header. fp16 always comes with dynamic
+    loss scaling (:class:`LossScaler`)."""
+
+    name: str
+    dtype: torch.dtype | None
+    reason: str
+
+    @property
+    def loss_scaling(self) -> bool:
+        return self.dtype == torch.float16
+
+    def __str__(self) -> str:
+        scaling = ", dynamic loss scaling" if self.loss_scaling else ""
+        return f"{self.name} ({self.reason}{scaling})"
+
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def choose_precision(precision: str, device: torch.device) -> Precision:
+    """The precision ``precision`` means on ``device``, with the reason.
+
+    ``auto``: bf16 where the hardware runs it natively (CUDA capability >= 8.0, CPUs with
+    AVX512-BF16/AMX); fp16 with loss scaling on CUDA capability 7.x (V100, T4: fp16 tensor
+    cores, bf16 only emulated); fp32 otherwise, since emulated half precision is slower than fp32.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
+    if precision == "fp16" and device.type == "cpu" and not _cpu_flag("amx_fp16"):
+        # no oneDNN fp16 kernels without AMX-FP16: convolutions take ATen's slow path (measured ~15x fp32)
+        return Precision("fp16", torch.float16, "asked for; this CPU has no AMX-FP16, expect it far slower than fp32")
+    if precision != "auto":
+        return Precision(precision, _DTYPES[precision], "asked for")
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        major, minor = torch.cuda.get_device_capability(device)
+        sm = f"CUDA capability {major}.{minor}"
+        if _cuda_native_bf16(device):
+            return Precision("bf16", torch.bfloat16, f"auto: {sm} runs bf16 natively")
+        if major == 7:
+            return Precision("fp16", torch.float16, f"auto: {sm} has fp16 tensor cores, no native bf16")
+        return Precision("fp32", None, f"auto: {sm} has no half-precision tensor cores")
     if device.type == "cpu":
-        return torch.bfloat16 if _cpu_has_fast_bf16() else None
-    return None
+        if _cpu_has_fast_bf16():
+            return Precision("bf16", torch.bfloat16, "auto: the CPU has AVX512-BF16/AMX")
+        return Precision("fp32", None, "auto: the CPU has no native bf16")
+    return Precision("fp32", None, f"auto: fp32 on {device.type}")
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None`` = fp32); see :func:`choose_precision`."""
+    return choose_precision(precision, device).dtype
+
+
+class LossScaler(torch.amp.GradScaler):
+    """``torch.amp.GradScaler`` that also counts the steps it skipped (inf/NaN gradients).
+
+    The count is a device tensor added to without a host sync; ``skipped_steps`` reads it. It
+    rides in ``state_dict`` so a resumed run reports the whole run's count.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__(device.type)
+        self.skipped = torch.zeros((), dtype=torch.int64, device=device)
+
+    @property
+    def skipped_steps(self) -> int:
+        return int(self.skipped)
+
+    def count_skipped(self, found_inf: torch.Tensor) -> None:
+        """Add one when ``found_inf`` (this step's inf/NaN flag, any shape) is set; no host sync."""
+        self.skipped += found_inf.sum() > 0
+
+    def update(self, new_scale: float | torch.Tensor | None = None) -> None:
+        if new_scale is None and self.is_enabled():
+            # what GradScaler.update itself reads: the inf flags its step() recorded per optimizer
+            for state in self._per_optimizer_states.values():
+                for found_inf in state["found_inf_per_device"].values():
+                    self.count_skipped(found_inf.to(self.skipped.device))
+        super().update(new_scale)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.skipped.fill_(int(state_dict.get("skipped_steps", 0)))
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None, cache: bool = True) -> contextlib.AbstractContextManager:
@@ -101,7 +196,9 @@ def prepare_batch(
 class TrainStep:
     """One SGD update: forward under autocast, nll_loss on log-probabilities, backward, step.
 
-    Returns detached tensors only (``loss``, ``y_pred``, ``y``): turning the loss into a Python
+    With a ``scaler`` (fp16) the loss is scaled before backward and the step goes through
+    ``scaler.step`` (skipped on inf/NaN gradients, counted) and ``scaler.update``, as in
+    PyTorch's AMP recipe. Returns detached tensors only (``loss``, ``y_pred``, ``y``): turning the loss into a Python
     number is left to whoever needs it, so the default path has no host sync per iteration.
     """
 
@@ -113,6 +210,7 @@ class TrainStep:
         dtype: torch.dtype | None = None,
         channels_last: bool = False,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        scaler: LossScaler | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -120,6 +218,7 @@ class TrainStep:
         self.dtype = dtype
         self.channels_last = channels_last
         self.forward = model if forward is None else forward
+        self.scaler = scaler
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward under autocast and the nll loss in fp32; returns (loss, log-probabilities)."""
@@ -139,8 +238,13 @@ class TrainStep:
         x, y = prepare_batch(batch, self.device, self.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         loss, y_pred = self._loss(x, y)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)  # reads the inf flag on the host (GradScaler's own sync)
+            self.scaler.update()
         return self._output(loss, y_pred, y)
 
 
@@ -157,13 +261,50 @@ def _sgd_momentum_(
     torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
 
 
+def _scaled_sgd_momentum_(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    bufs: list[torch.Tensor],
+    lr: torch.Tensor,
+    momentum: float,
+    scaler: LossScaler,
+) -> None:
+    """The fp16 update with loss scaling, all on the device (no host sync, so a CUDA graph can hold it).
+
+    What ``GradScaler.step`` + ``update`` do around ``SGD.step``, with the skip decided by a
+    device mask instead of a Python ``if``: unscale and flag inf/NaN (``unscale_``'s kernel),
+    keep momentum buffers and weights when flagged, then grow or back off the scale (``update``'s
+    kernel) on the scaler's own tensors, so its ``state_dict`` and ``load_state_dict`` still work.
+    """
+    scale, tracker = scaler._scale, scaler._growth_tracker  # set by scaler.scale(loss) before backward
+    assert scale is not None and tracker is not None
+    found_inf = torch.zeros(1, device=scale.device)
+    torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, scale.double().reciprocal().float())
+    keep = found_inf[0] == 0  # 0-d: foreach ops take a 0-d tensor as their scalar
+    stepped = torch._foreach_add(torch._foreach_mul(bufs, momentum), grads)
+    for buf, new in zip(bufs, stepped, strict=True):
+        buf.copy_(torch.where(keep, new, buf))
+    torch._foreach_add_(params, torch._foreach_mul(bufs, -lr * keep))
+    torch._amp_update_scale_(
+        scale,
+        tracker,
+        found_inf,
+        scaler.get_growth_factor(),
+        scaler.get_backoff_factor(),
+        scaler.get_growth_interval(),
+    )
+    scaler.count_skipped(found_inf)
+
+
 class GraphedTrainStep(TrainStep):
     """The same update captured once as a CUDA graph and replayed: one launch per iteration.
 
     The first ``warmup`` steps run eagerly on a side stream (as CUDA graph capture requires),
     then the whole step (forward, loss, backward, SGD update) is captured for the full batch
     size. A smaller last batch runs the same math eagerly. Momentum buffers stay in
-    ``optimizer.state``, so checkpoints and resume see a normal SGD.
+    ``optimizer.state``, so checkpoints and resume see a normal SGD. fp16 keeps loss scaling
+    inside the graph: inf check, skip and scale update are device ops on the ``scaler``'s
+    tensors (:func:`_scaled_sgd_momentum_`), so there is no host sync per step.
     """
 
     def __init__(self, *args: Any, batch_size: int, warmup: int = 3, **kwargs: Any) -> None:
@@ -189,9 +330,16 @@ class GraphedTrainStep(TrainStep):
     def _update(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
         loss, y_pred = self._loss(x, y, cache=False)  # autocast's cache cannot live across graph replays
-        loss.backward()
+        if self.scaler is None:
+            loss.backward()
+        else:
+            self.scaler.scale(loss).backward()
+        grads = [p.grad for p in self.params]
         with torch.no_grad():
-            _sgd_momentum_(self.params, [p.grad for p in self.params], self._bufs(), self.lr, self.momentum)
+            if self.scaler is None:
+                _sgd_momentum_(self.params, grads, self._bufs(), self.lr, self.momentum)
+            else:
+                _scaled_sgd_momentum_(self.params, grads, self._bufs(), self.lr, self.momentum, self.scaler)
         return self._output(loss, y_pred, y)
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -267,15 +415,19 @@ def create_trainer(
 
     ``trainer.state.metrics`` holds both at ``EPOCH_COMPLETED``; ``trainer.train_metrics``
     is a :class:`TrainMetricsState` for checkpoints. ``cuda_graph_batch`` (CUDA only) replays
-    the step as a CUDA graph for batches of that size.
+    the step as a CUDA graph for batches of that size. fp16 (``dtype=torch.float16``) trains
+    with dynamic loss scaling: ``trainer.grad_scaler`` is its :class:`LossScaler` (checkpoint it
+    for an exact resume; ``skipped_steps`` counts the skipped updates), ``None`` otherwise.
     """
+    scaler = LossScaler(device) if dtype == torch.float16 else None
     if cuda_graph_batch:
         step: TrainStep = GraphedTrainStep(
-            model, optimizer, device, dtype, channels_last, forward, batch_size=cuda_graph_batch
+            model, optimizer, device, dtype, channels_last, forward, scaler, batch_size=cuda_graph_batch
         )
     else:
-        step = TrainStep(model, optimizer, device, dtype, channels_last, forward)
+        step = TrainStep(model, optimizer, device, dtype, channels_last, forward, scaler)
     trainer = Engine(step)
+    trainer.grad_scaler = scaler  # type: ignore[attr-defined]
     metrics = {
         "train_loss": Average(output_transform=lambda o: o["loss"], device=device),
         # Average of the per-image 0/1 "correct" column = correct / processed, the seed's running accuracy;

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from mnist_ignite.data import (
     epoch_params,
     get_train_transforms,
     load_mnist,
+    read_mnist,
 )
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -35,6 +38,28 @@ def copy_raw(data_dir: str, tmp_path: Path) -> Path:
 def test_missing_files_name_the_folder_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"missing: .*train-images-idx3-ubyte.*Put the four MNIST idx files"):
         check_mnist_files(tmp_path, train=True)
+    with pytest.raises(DataError, match=r"missing: .*t10k-images-idx3-ubyte.*Put the four MNIST idx files"):
+        read_mnist(tmp_path, train=False, download=False)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_idx_files_read_straight_into_tensors_equal_torchvisions_dataset(data_dir: str, train: bool) -> None:
+    ours, theirs = read_mnist(data_dir, train, download=False), load_mnist(data_dir, train, download=False)
+    assert len(ours) == len(theirs) == (60000 if train else 10000)
+    assert ours.data.dtype == theirs.data.dtype == torch.uint8 and ours.data.shape == theirs.data.shape
+    assert ours.targets.dtype == theirs.targets.dtype == torch.int64
+    assert torch.equal(ours.data, theirs.data) and torch.equal(ours.targets, theirs.targets)
+
+
+def test_the_tensor_pipeline_never_imports_torchvision(data_dir: str) -> None:
+    code = (
+        "import sys, torch; from mnist_ignite.data import read_mnist, TensorTrainLoader; "
+        f"d = read_mnist({data_dir!r}, True, download=False); "
+        "next(iter(TensorTrainLoader(d.data[:64], d.targets[:64], 32, 0, torch.device('cpu')))); "
+        "print('torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(
@@ -46,17 +71,28 @@ def test_missing_files_name_the_folder_and_the_fix(tmp_path: Path) -> None:
         (lambda b: b[:8] + (32).to_bytes(4, "big") + b[12:], r"wrong item shape.*\(32, 28\)"),
     ],
 )
-def test_corrupt_image_file_is_reported(data_dir: str, tmp_path: Path, damage, message: str) -> None:
+@pytest.mark.parametrize("reader", [load_mnist, read_mnist])
+def test_corrupt_image_file_is_reported(data_dir: str, tmp_path: Path, damage, message: str, reader) -> None:
     raw = copy_raw(data_dir, tmp_path)
     path = raw / "t10k-images-idx3-ubyte"
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(DataError, match=message):
-        load_mnist(tmp_path, train=False, download=False)
+        reader(tmp_path, train=False, download=False)
 
 
-def test_no_network_and_no_files_gives_one_clear_error(tmp_path: Path) -> None:
+def test_labels_that_disagree_with_the_images_are_reported(data_dir: str, tmp_path: Path) -> None:
+    raw = copy_raw(data_dir, tmp_path)
+    path = raw / "t10k-labels-idx1-ubyte"
+    labels = path.read_bytes()
+    path.write_bytes(labels[:4] + (100).to_bytes(4, "big") + labels[8:108])  # a valid file of 100 labels
+    with pytest.raises(DataError, match=r"disagree: .* 10000 images, .* 100 labels"):
+        read_mnist(tmp_path, train=False, download=False)
+
+
+@pytest.mark.parametrize("reader", [load_mnist, read_mnist])
+def test_no_network_and_no_files_gives_one_clear_error(tmp_path: Path, reader) -> None:
     with pytest.raises(DataError, match="download failed"):
-        load_mnist(tmp_path, train=False, download=True)
+        reader(tmp_path, train=False, download=True)
 
 
 def test_epoch_params_are_a_pure_function_of_seed_and_epoch() -> None:

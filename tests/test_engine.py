@@ -1,0 +1,204 @@
+"""Precision choice, fp16 loss scaling (skips, counts, exact resume) and CPU repeatability of the trainer."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
+from torch import nn
+
+from mnist_ignite.data import TensorTrainLoader, read_mnist
+from mnist_ignite.engine import (
+    GraphedTrainStep,
+    LossScaler,
+    TrainStep,
+    choose_precision,
+    create_trainer,
+    resolve_precision,
+)
+from mnist_ignite.model import Net
+
+CPU = torch.device("cpu")
+
+
+def fake_gpu(monkeypatch: pytest.MonkeyPatch, major: int, minor: int) -> None:
+    """torch.cuda answers as one GPU of compute capability ``major.minor`` would (no CUDA needed)."""
+    props = SimpleNamespace(major=major, minor=minor, name=f"sm{major}{minor}")
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
+    # what the default is_bf16_supported() finds on a T4 or V100: a bf16 tensor can be made (emulated)
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("major", "minor", "expected"),
+    [(6, 1, "fp32"), (7, 0, "fp16"), (7, 5, "fp16"), (8, 0, "bf16"), (8, 6, "bf16"), (9, 0, "bf16")],
+)
+def test_auto_precision_on_cuda_follows_the_native_units(
+    monkeypatch: pytest.MonkeyPatch, major: int, minor: int, expected: str
+) -> None:
+    fake_gpu(monkeypatch, major, minor)
+    assert torch.cuda.is_bf16_supported()  # the emulation-inclusive answer the auto choice must not use
+    choice = choose_precision("auto", torch.device("cuda"))
+    assert choice.name == expected
+    assert f"CUDA capability {major}.{minor}" in choice.reason
+    assert choice.loss_scaling == (expected == "fp16")
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    assert resolve_precision("auto", torch.device("cuda")) is dtypes[expected]
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(True, False, "bf16"), (False, True, "bf16"), (True, True, "bf16"), (False, False, "fp32")],
+)
+def test_auto_precision_on_cpu_wants_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: str
+) -> None:
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert choose_precision("auto", CPU).name == expected
+
+
+def test_explicit_precision_is_kept_and_unknown_is_refused() -> None:
+    assert resolve_precision("fp32", CPU) is None
+    assert resolve_precision("bf16", CPU) is torch.bfloat16
+    fp16 = choose_precision("fp16", CPU)
+    assert fp16.dtype is torch.float16 and "dynamic loss scaling" in str(fp16)
+    with pytest.raises(ValueError, match=r"unknown precision 'fp8'.*fp16"):
+        resolve_precision("fp8", CPU)
+
+
+def small_net() -> nn.Module:
+    """A one-conv MNIST net: CPU fp16 convolutions take ATen's slow path, so the Net would take minutes."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(), nn.Linear(8 * 6 * 6, 10), nn.LogSoftmax(dim=1)
+    )
+
+
+@pytest.fixture(scope="module")
+def batches(data_dir: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """16 augmented batches of 32 real MNIST training images."""
+    train = read_mnist(data_dir, train=True, download=False)
+    return list(TensorTrainLoader(train.data[:512], train.targets[:512], 32, seed=0, device=CPU))
+
+
+def trainer_for(model: nn.Module, dtype: torch.dtype | None) -> Engine:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return create_trainer(model, optimizer, CPU, dtype)
+
+
+def poison_grad(model: nn.Module, trainer: Engine, iterations: set[int]) -> None:
+    """Make the first weight's gradient inf at the given iterations (what fp16 overflow looks like)."""
+    weight = next(model.parameters())
+    weight.register_hook(lambda g: g * float("inf") if trainer.state.iteration in iterations else g)
+
+
+def test_fp16_trains_with_loss_scaling(batches: list) -> None:
+    model = small_net()
+    trainer = trainer_for(model, torch.float16)
+    losses = []
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: losses.append(e.state.metrics["train_loss"]))
+    trainer.run(batches, max_epochs=3)
+    assert isinstance(trainer.grad_scaler, LossScaler)
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert trainer.grad_scaler.skipped_steps == 0
+    assert trainer.grad_scaler.get_scale() == 65536.0  # no overflow, and fewer than 2000 steps to grow
+
+
+def test_fp32_and_bf16_have_no_scaler() -> None:
+    assert trainer_for(small_net(), None).grad_scaler is None
+    assert trainer_for(small_net(), torch.bfloat16).grad_scaler is None
+
+
+def test_inf_gradients_skip_the_step_and_are_counted(batches: list) -> None:
+    model = small_net()
+    trainer = trainer_for(model, torch.float16)
+    poison_grad(model, trainer, {3, 5})
+    before: dict[int, list[torch.Tensor]] = {}
+    after: dict[int, list[torch.Tensor]] = {}
+
+    @trainer.on(Events.ITERATION_STARTED)
+    def _before(e: Engine) -> None:
+        before[e.state.iteration] = [p.detach().clone() for p in model.parameters()]
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _after(e: Engine) -> None:
+        after[e.state.iteration] = [p.detach().clone() for p in model.parameters()]
+
+    trainer.run(batches[:6], max_epochs=1)
+    scaler = trainer.grad_scaler
+    assert scaler.skipped_steps == 2
+    assert scaler.get_scale() == 65536.0 / 4  # backed off once per skipped step
+    for it in (3, 5):
+        assert all(torch.equal(a, b) for a, b in zip(before[it], after[it], strict=True)), it
+    assert not all(torch.equal(a, b) for a, b in zip(before[4], after[4], strict=True))
+    assert scaler.state_dict()["skipped_steps"] == 2
+
+
+def test_device_side_scaled_update_matches_gradscaler_and_sgd(batches: list) -> None:
+    """The CUDA-graph step's fp16 update (inf check, skip, scale update as device ops) run eagerly on the CPU."""
+    eager_model, graph_model = small_net(), small_net()
+    steps = []
+    for model, cls, kw in ((eager_model, TrainStep, {}), (graph_model, GraphedTrainStep, {"batch_size": 32})):
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        steps.append(cls(model, opt, CPU, torch.float16, False, None, LossScaler(CPU), **kw))
+    eager, graphed = steps
+    for i, (x, y) in enumerate(batches[:6]):
+        poisoned = x.clone()
+        if i in (2, 4):
+            poisoned[0, 0, 0, 0] = float("inf")  # an inf input: inf loss and gradients
+        eager(None, (poisoned, y))
+        graph_model.train()
+        graphed._update(poisoned, y)
+    assert graphed.scaler.state_dict() == eager.scaler.state_dict()
+    assert eager.scaler.skipped_steps == 2
+    for a, b in zip(eager_model.parameters(), graph_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # SGD's add(alpha=) vs add(mul): last-bit rounding
+
+
+def test_resume_with_the_scaler_state_continues_exactly(batches: list, tmp_path: Path) -> None:
+    def build() -> tuple[nn.Module, torch.optim.Optimizer, Engine]:
+        model = small_net()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, optimizer, create_trainer(model, optimizer, CPU, torch.float16)
+
+    model, optimizer, trainer = build()
+    poison_grad(model, trainer, {2})
+    objects = {"model": model, "optimizer": optimizer, "grad_scaler": trainer.grad_scaler}
+    checkpoint = Checkpoint(objects, DiskSaver(tmp_path, require_empty=False))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=3), checkpoint)
+    trainer.run(batches[:8], max_epochs=1)
+    assert trainer.grad_scaler.skipped_steps == 1
+
+    resumed_model, resumed_opt, resumed = build()
+    fresh_scaler = resumed.grad_scaler.state_dict()
+    saved = torch.load(tmp_path / checkpoint.last_checkpoint, weights_only=True)  # plain numbers only
+    assert saved["grad_scaler"]["scale"] == 32768.0 and saved["grad_scaler"]["skipped_steps"] == 1
+    to_load = {"model": resumed_model, "optimizer": resumed_opt, "grad_scaler": resumed.grad_scaler}
+    Checkpoint.load_objects(to_load, saved)
+    assert resumed.grad_scaler.state_dict() != fresh_scaler
+    resumed.run(batches[3:8], max_epochs=1)
+
+    assert resumed.grad_scaler.state_dict() == trainer.grad_scaler.state_dict()
+    for a, b in zip(model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fp32_training_on_cpu_is_bitwise_repeatable(batches: list) -> None:
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = Net().to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        create_trainer(model, optimizer, CPU, None, channels_last=True).run(batches[:3], max_epochs=1)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
