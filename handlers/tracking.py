@@ -1,0 +1,90 @@
+"""What the experiment trackers (``tensorboard``, ``mlflow``) share: they never stop training.
+
+A tracker is a nice-to-have beside the run: a missing package is refused before any data is
+read (one line naming the extra to install), and any failure later (a tracking server gone, a
+full disk) warns once, switches the tracker off, and training goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from mnist_ignite.plugins import Plugin
+
+__all__ = ["EPOCH_SCALARS", "TrackerPlugin", "flat_settings"]
+
+# record key (metrics.json) -> tracker tag; test and train side by side under one section
+EPOCH_SCALARS = {
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "train_acc": "accuracy/train",
+    "test_acc": "accuracy/test",
+    "lr": "lr/epoch",
+    "train_images_per_second": "speed/train_images_per_second",
+    "train_seconds": "time/train_seconds",
+    "eval_seconds": "time/eval_seconds",
+}
+
+
+def flat_settings(config: Any) -> dict[str, str | int | float | bool]:
+    """The run's settings as flat scalars (handler options beside the core ones; lists joined, None as text)."""
+    values = {k: v for k, v in config.to_dict().items() if k != "options"} | dict(config.options)
+    flat: dict[str, str | int | float | bool] = {}
+
+    def put(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                put(f"{key}.{k}", v)
+        elif isinstance(value, (list, tuple)):
+            flat[key] = ",".join(map(str, value))
+        elif isinstance(value, (str, int, float, bool)):
+            flat[key] = value
+        else:
+            flat[key] = str(value)
+
+    for key, value in values.items():
+        put(key, value)
+    return flat
+
+
+class TrackerPlugin(Plugin):
+    """Base of the trackers: checks the package at construction, guards every call afterwards."""
+
+    package: ClassVar[str] = ""  # the module the tracker imports
+    extra: ClassVar[str] = ""  # the setup.cfg extra that installs it
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # the core builds plugins before it reads any data: a missing package is refused here
+        if importlib.util.find_spec(self.package) is None:
+            raise ValueError(f"the {self.package} package is missing: pip install 'mnist-ignite[{self.extra}]'")
+        self.failed = False
+
+    def fail(self, what: str, err: BaseException) -> None:
+        """Switch the tracker off with one warning; the run goes on."""
+        if not self.failed:
+            self.failed = True
+            print(
+                f"mnist-ignite: warning: {self.name}: {what} failed ({type(err).__name__}: {err}); "
+                f"{self.name} tracking is off for the rest of the run, training goes on",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def guard(self, what: str, call: Callable[..., Any]) -> Callable[..., None]:
+        """``call`` that does nothing once the tracker is off, and turns it off when it raises."""
+
+        @functools.wraps(call)
+        def guarded(*args: Any, **kwargs: Any) -> None:
+            if self.failed:
+                return
+            try:
+                call(*args, **kwargs)
+            except Exception as err:  # tracking must never stop training
+                self.fail(what, err)
+
+        return guarded
