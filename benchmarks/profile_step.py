@@ -17,7 +17,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mnist_ignite.engine import TrainStep, resolve_precision, select_device
+from mnist_ignite.engine import PRECISIONS, LossScaler, TrainStep, resolve_precision, select_device
 from mnist_ignite.model import Net
 
 
@@ -26,13 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args(argv)
     device = select_device(args.device)
     dtype = resolve_precision(args.precision, device)
     model = Net().to(device).to(memory_format=torch.channels_last)
-    step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), device, dtype, True)
+    scaler = LossScaler(device) if dtype == torch.float16 else None
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    step = TrainStep(model, opt, device, dtype, True, None, scaler)
     batch = (
         torch.randn(args.batch_size, 1, 28, 28, device=device),
         torch.randint(0, 10, (args.batch_size,), device=device),

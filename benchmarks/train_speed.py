@@ -1,4 +1,4 @@
-"""Training throughput, side by side in one process, on the same MNIST images.
+"""Training throughput, side by side in one process, on the same MNIST images, against the machine's limit.
 
 * ``reference``: the seed's recipe as a plain PyTorch loop: torchvision PIL transforms in a
   DataLoader with 2 workers, fp32, NCHW, ``torch.optim.SGD``.
@@ -6,6 +6,13 @@
 * ``ignite``: the same step run by this project's Ignite trainer, with its train metrics.
 
 ``ignite / bare`` is the engine's per-iteration overhead; ``ignite / reference`` is the speed-up.
+
+The limit: a training step costs a fixed number of FLOPs per image (counted once with
+``torch.utils.flop_counter.FlopCounterMode``: forward and backward of the Net), and the machine
+runs a large matrix product at a measured rate (the best of a few square GEMMs, timed here in the
+same sitting). Their ratio is the images/s a step would reach if every FLOP ran at GEMM speed;
+each path is printed as a fraction of it (fp32 for the seed's loop, the run's precision for the
+project's paths). Speeds move with machine load: compare numbers from one sitting only.
 
     python benchmarks/train_speed.py --data-dir ../shared/data --device cpu --batch-size 512 --batches 10
 """
@@ -23,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from ignite.engine import Events
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,10 +39,14 @@ from mnist_ignite.data import (
     get_train_transforms,
     load_mnist,
     make_torchvision_loader,
+    read_mnist,
 )
 from mnist_ignite.engine import (
+    PRECISIONS,
     GraphedTrainStep,
+    LossScaler,
     TrainStep,
+    choose_precision,
     create_trainer,
     resolve_precision,
     select_device,
@@ -56,6 +68,37 @@ def _peak_mib(device: torch.device) -> float:
 def _reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def gemm_flops_per_second(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None) -> float:
+    """The best of a few ``n x n`` matrix products, in FLOP/s: what this machine's BLAS reaches now.
+
+    ``n`` defaults to 2048 (about 0.1 s on two CPU cores), 8192 on a GPU (smaller ones leave it idle).
+    """
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b  # warm up: thread pool, kernel choice
+    best = float("inf")
+    for _ in range(5):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def step_flops_per_image(batch: int = 16) -> float:
+    """FLOPs of one training image: the Net's forward and backward as ``FlopCounterMode`` counts them.
+
+    Counted on the CPU in fp32 (the count does not depend on device or dtype); the SGD update,
+    pooling and activations are not matrix work and add a negligible share.
+    """
+    model = Net()
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        F.nll_loss(model(x), y).backward()
+    return counter.get_total_flops() / batch
 
 
 def _timed(device: torch.device, batches: Iterable[Any], step: Callable[[Any], None], warmup: int, n: int) -> float:
@@ -100,7 +143,7 @@ def reference(args: argparse.Namespace, device: torch.device) -> float:
 
 def _project(args: argparse.Namespace, device: torch.device) -> tuple[Net, Any, Any, torch.dtype | None, bool]:
     torch.manual_seed(0)
-    data = load_mnist(args.data_dir, True, None, download=False)
+    data = read_mnist(args.data_dir, True, download=False)
     n = (args.warmup + args.batches) * args.batch_size
     loader = TensorTrainLoader(data.data[:n], data.targets[:n], args.batch_size, seed=0, device=device)
     dtype = resolve_precision(args.precision, device)
@@ -114,7 +157,8 @@ def bare(args: argparse.Namespace, device: torch.device) -> float:
     model, opt, loader, dtype, graphs = _project(args, device)
     kw: dict[str, Any] = {"batch_size": args.batch_size} if graphs else {}
     step_cls = GraphedTrainStep if graphs else TrainStep
-    step = step_cls(model, opt, device, dtype, True, **kw)
+    scaler = LossScaler(device) if dtype == torch.float16 else None
+    step = step_cls(model, opt, device, dtype, True, None, scaler, **kw)
     return _timed(device, loader, lambda batch: step(None, batch), args.warmup, args.batches)  # type: ignore[arg-type]
 
 
@@ -141,22 +185,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--batches", type=int, default=10, help="timed batches per contender")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches first")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--no-cuda-graphs", action="store_true")
     parser.add_argument("--only", nargs="*", default=["reference", "bare", "ignite"])
     args = parser.parse_args(argv)
     device = select_device(args.device)
     contenders = {"reference": reference, "bare": bare, "ignite": ignite}
+    precision = choose_precision(args.precision, device)
     print(
         f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
         f"batch {args.batch_size}, {args.batches} timed batches, torch {torch.__version__}, "
-        f"threads {torch.get_num_threads()}, precision {resolve_precision(args.precision, device) or 'fp32'}"
+        f"threads {torch.get_num_threads()}, precision {precision}"
     )
+    flops = step_flops_per_image()
+    rates = {None: gemm_flops_per_second(device)}
+    if precision.dtype is not None:
+        rates[precision.dtype] = gemm_flops_per_second(device, precision.dtype)
+    limits = {dtype: rate / flops for dtype, rate in rates.items()}
+    print(f"train step {flops / 1e6:,.1f} MFLOP per image (FlopCounterMode, forward + backward)")
+    for dtype, rate in rates.items():
+        name = "fp32" if dtype is None else str(dtype).removeprefix("torch.")
+        print(f"{name} GEMM {rate / 1e9:,.1f} GFLOP/s -> limit {limits[dtype]:,.0f} images/s")
     results = {}
     for name in args.only:
         _reset_peak(device)
         results[name] = contenders[name](args, device)
-        print(f"{name:<10} {results[name]:>10,.0f} images/s   peak memory {_peak_mib(device):,.0f} MiB", flush=True)
+        limit = limits[None if name == "reference" else precision.dtype]  # the seed's loop is fp32
+        print(
+            f"{name:<10} {results[name]:>10,.0f} images/s   {100 * results[name] / limit:5.1f}% of the limit   "
+            f"peak memory {_peak_mib(device):,.0f} MiB",
+            flush=True,
+        )
     if "reference" in results and "ignite" in results:
         print(f"speed-up ignite / reference: {results['ignite'] / results['reference']:.2f}x")
     if "bare" in results and "ignite" in results:
