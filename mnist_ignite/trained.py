@@ -27,7 +27,7 @@ from mnist_ignite.files import CheckpointLoadError, load_tensors
 
 __all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
 
-FORMAT = "mnist-ignite/1"  # the header training checkpoints carry in ``meta``
+FORMAT_PREFIX = "mnist-ignite/"  # training checkpoints carry meta["format"] = "mnist-ignite/<version>"
 DEFAULT_MODEL = "seed"
 _LAST = re.compile(r"^last_checkpoint_(\d+)\.pt$")
 _BEST = re.compile(r"^best_model_(\d+)_test_acc=([0-9.]+)\.pt$")
@@ -119,41 +119,47 @@ def run_dir_of(file: Path) -> Path | None:
     return None
 
 
-def _model_spec(run_dir: Path | None, meta: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The model spec and its options: the checkpoint's own record first, then the run's config.json."""
-    if "spec" in meta:
-        return str(meta["spec"]), dict(meta.get("model_args") or {})
+def _model_spec(run_dir: Path | None, state: Any) -> tuple[str, dict[str, Any]]:
+    """The model spec and its options: the checkpoint's own record, else the run's config.json, else the seed."""
+    records: list[Any] = []
+    if isinstance(state, Mapping) and isinstance(state.get("meta"), Mapping):
+        meta = state["meta"]
+        if "spec" in meta:  # meta["model"] is the class name; a spec is recorded as "spec"
+            records.append({"model": meta["spec"], "model_args": meta.get("model_args")})
+        records.append(state.get("settings"))
     if run_dir is not None:
         try:
-            config = json.loads((run_dir / "config.json").read_text())
+            records.append(json.loads((run_dir / "config.json").read_text()))
         except (OSError, ValueError) as err:
             raise CheckpointLoadError(f"cannot read {run_dir / 'config.json'}: {err}") from None
-        if isinstance(config, Mapping) and config.get("model"):
-            return str(config["model"]), dict(config.get("model_args") or {})
+    for record in records:
+        if isinstance(record, Mapping) and record.get("model"):
+            return str(record["model"]), dict(record.get("model_args") or {})
     return DEFAULT_MODEL, {}
 
 
-def _state_dict(state: Any, file: Path) -> tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]:
-    """(model weights, meta) from a training checkpoint, a ``{"model": ...}`` dict or a bare state_dict."""
+def _weights(state: Any, file: Path) -> Mapping[str, torch.Tensor]:
+    """The model weights of a training checkpoint, a ``{"model": ...}`` dict or a bare state_dict."""
     if isinstance(state, Mapping):
         meta = state.get("meta")
         if isinstance(meta, Mapping):
-            if meta.get("format") != FORMAT:
+            if not str(meta.get("format", "")).startswith(FORMAT_PREFIX):
                 raise CheckpointLoadError(f"{file} is not an mnist-ignite checkpoint (format {meta.get('format')!r})")
-            return state["model"], meta
+            return state["model"]
         if isinstance(state.get("model"), Mapping):
-            return state["model"], {}
+            return state["model"]
         if state and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-            return state, {}
+            return state
     raise CheckpointLoadError(f"{file} is not an mnist-ignite model or checkpoint (no model weights in it)")
 
 
 def load_trained(path: str | os.PathLike, device: torch.device | str = "cpu") -> TrainedModel:
     """Load the model that ``path`` (a model file or a run folder) holds, in eval mode on ``device``."""
     file = find_model_file(path)
-    weights, meta = _state_dict(load_tensors(file), file)
+    state = load_tensors(file)
+    weights = _weights(state, file)
     run_dir = run_dir_of(file)
-    spec, args = _model_spec(run_dir, meta)
+    spec, args = _model_spec(run_dir, state)
     try:
         model = build_model(spec, args)
     except CheckpointLoadError:
