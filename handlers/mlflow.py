@@ -1,0 +1,215 @@
+"""MLflow tracking through Ignite's ``MLflowLogger``: params, metrics, the model and plots as artifacts.
+
+Where it goes: ``--mlflow-uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite database in the run
+folder (``sqlite:///OUTPUT/mlflow.db``, artifacts in OUTPUT/mlartifacts); browse it with
+``mlflow ui --backend-store-uri sqlite:///OUTPUT/mlflow.db``. One MLflow run per training run, in
+experiment ``--mlflow-experiment``, named after the run folder; a resumed run continues it.
+
+What goes in: the run's settings as params; ``train batch_loss`` and ``lr group_0`` every N
+iterations (Ignite's ``OutputHandler`` and ``OptimizerParamsHandler``); each epoch's row of
+metrics.json (step = epoch); at the end ``final_model.pt``, ``config.json``, ``metrics.csv`` and
+``plots/`` as artifacts, and the run's status.
+
+Every MLflow call runs in order on one worker thread, so a slow or absent tracking server never
+holds up a training step (HTTP calls time out after a few seconds). A failure warns once and
+training goes on without MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers.mlflow_logger import MLflowLogger
+
+from mnist_ignite.plugins import Option, RunContext
+
+from .tracking import EPOCH_SCALARS, TrackerPlugin, flat_settings
+
+__all__ = ["MLflowPlugin"]
+
+# a remote tracking server that does not answer costs seconds, not minutes (MLflow's defaults: 120 s, 7 retries)
+HTTP_TIMEOUTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+CLOSE_WAIT_SECONDS = 60  # what close() waits for queued calls before it drops them
+ARTIFACTS = ("config.json", "metrics.csv", "metrics.json")
+FOLDER_TAG = "mnist_ignite.output_dir"  # finds the MLflow run again when the run resumes
+
+
+class _QueuedLogger(MLflowLogger):
+    """Ignite's MLflowLogger whose calls go to the plugin's worker thread (Ignite's handlers need its type)."""
+
+    def __init__(self, plugin: MLflowPlugin) -> None:  # the run itself starts on the worker thread
+        self.plugin = plugin
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        self.plugin.submit("logging metrics", mlflow.log_metrics, dict(metrics), step=step)
+
+
+class MLflowPlugin(TrackerPlugin):
+    """Logs the run to MLflow on the main process; see the module docstring."""
+
+    name = "mlflow"
+    description = "MLflow tracking (Ignite MLflowLogger): params, metrics, final_model.pt and plots as artifacts"
+    package = extra = "mlflow"
+    options = (
+        Option("mlflow-uri", str, None, "tracking URI (env MLFLOW_TRACKING_URI; default sqlite:///OUTPUT/mlflow.db)"),
+        Option("mlflow-experiment", str, "mnist-ignite", "MLflow experiment name"),
+        Option("mlflow-every", int, 10, "log the batch loss and lr every N iterations"),
+    )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        if self.mlflow_every < 1:
+            raise ValueError("mlflow-every must be >= 1")
+        self.pool: ThreadPoolExecutor | None = None
+        self.run_id = ""
+        self.resume_run_id = ""
+        self.resuming = False
+        self.finished = False
+
+    # the worker thread ----------------------------------------------------------------------
+    def submit(self, what: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        """Queue one MLflow call; the first failure turns the tracker off (see TrackerPlugin.guard)."""
+        if self.pool is not None and not self.failed:
+            self.pool.submit(self.guard(what, call), *args, **kwargs)
+
+    def attach(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        if not ctx.is_main_process:
+            return
+        import mlflow  # noqa: F401 - here, not at the first log: importing takes a second or two
+        from ignite.handlers.mlflow_logger import OptimizerParamsHandler, OutputHandler
+
+        self.uri = self.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or self._local_uri(ctx.output_dir)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow")
+        self.logger = _QueuedLogger(self)
+        t = ctx.trainer
+        t.add_event_handler(Events.STARTED, self.started)  # after READY: a resumed run knows its MLflow run
+        every = Events.ITERATION_COMPLETED(every=self.mlflow_every)
+        loss = OutputHandler(tag="train", output_transform=lambda out: {"batch_loss": out["loss"]})
+        self.logger.attach(t, self.guard("logging the batch loss", loss), every)
+        self.logger.attach(t, self.guard("logging the lr", OptimizerParamsHandler(ctx.optimizer)), every)
+        t.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
+        t.add_event_handler(Events.COMPLETED | Events.TERMINATE, self._finished)
+
+    @staticmethod
+    def _local_uri(output_dir: Path) -> str:
+        return f"sqlite:///{(output_dir / 'mlflow.db').resolve()}"
+
+    def started(self, engine: Engine) -> None:
+        self.submit("starting the MLflow run", self._start, flat_settings(self.ctx.config))
+
+    def _start(self, settings: dict[str, Any]) -> None:
+        """On the worker thread: MLflow's active run is per thread, so every call stays on this one."""
+        import mlflow
+
+        if self.uri.startswith(("http://", "https://")):
+            for key, value in HTTP_TIMEOUTS.items():
+                os.environ.setdefault(key, value)
+        for name in ("mlflow.store.db.utils", "alembic"):  # schema creation chatter on a new database
+            logging.getLogger(name).setLevel(logging.WARNING)
+        mlflow.set_tracking_uri(self.uri)
+        experiment = mlflow.get_experiment_by_name(self.mlflow_experiment)
+        if experiment is None:
+            local = self.uri == self._local_uri(self.ctx.output_dir)
+            location = (self.ctx.output_dir / "mlartifacts").resolve().as_uri() if local else None
+            experiment_id = mlflow.create_experiment(self.mlflow_experiment, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        # a fresh thread has no active run: this run's own, never a caller's
+        previous = self._previous_run(experiment_id) if self.resuming else None
+        if previous:
+            mlflow.start_run(run_id=previous)
+        else:
+            mlflow.start_run(experiment_id=experiment_id, run_name=self.ctx.output_dir.resolve().name)
+            mlflow.set_tag(FOLDER_TAG, str(self.ctx.output_dir.resolve()))
+            mlflow.log_params(settings)
+        self.logger.active_run = mlflow.active_run()
+        self.run_id = self.logger.active_run.info.run_id
+
+    def _previous_run(self, experiment_id: str) -> str | None:
+        """The MLflow run of the run being resumed: from the checkpoint, else the newest one of this folder.
+
+        (The first checkpoint may come before the worker has started the MLflow run.)
+        """
+        import mlflow
+
+        if self.resume_run_id:
+            try:
+                return mlflow.get_run(self.resume_run_id).info.run_id
+            except Exception:  # not in this store (another URI)
+                pass
+        folder = str(self.ctx.output_dir.resolve()).replace("'", "\\'")
+        runs = mlflow.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{FOLDER_TAG}` = '{folder}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )
+        return runs[0].info.run_id if runs else None
+
+    def epoch(self, engine: Engine) -> None:
+        import mlflow
+
+        row = engine.state.record
+        values = {key: float(row[key]) for key in EPOCH_SCALARS}
+        self.submit("logging the epoch", mlflow.log_metrics, values, step=int(row["epoch"]))
+
+    def _finished(self, _: Engine) -> None:
+        self.finished = True
+
+    # checkpoint state: a resumed run logs into the same MLflow run --------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.resuming = True
+        self.resume_run_id = str(state.get("run_id", ""))
+
+    # end of run -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """End of the run (called by the core): artifacts, the run's status, then wait for the queue (bounded)."""
+        if self.pool is None:
+            return
+        weights = None
+        model = self.ctx.model
+        if self.finished and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self.submit("saving artifacts", self._artifacts, weights)
+        self.submit("ending the MLflow run", self._end, "FINISHED" if self.finished else "FAILED")
+        done = self.pool.submit(lambda: None)
+        try:
+            done.result(timeout=CLOSE_WAIT_SECONDS)
+        except FutureTimeout as err:
+            self.fail(f"sending within {CLOSE_WAIT_SECONDS} s", err)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _artifacts(self, weights: dict[str, torch.Tensor] | None) -> None:
+        import mlflow
+
+        out = self.ctx.output_dir
+        if weights is not None:  # the weights final_model.pt gets (the core writes the file after close)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "final_model.pt"
+                torch.save(weights, path)
+                mlflow.log_artifact(str(path))
+        for name in ARTIFACTS:
+            if (out / name).is_file():
+                mlflow.log_artifact(str(out / name))
+        if (out / "plots").is_dir():
+            mlflow.log_artifacts(str(out / "plots"), artifact_path="plots")
+
+    def _end(self, status: str) -> None:
+        import mlflow
+
+        mlflow.end_run(status=status)
