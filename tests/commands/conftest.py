@@ -1,0 +1,35 @@
+"""A small trained model, once per session, for the commands that use one (evaluate, predict, export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+TRAIN_IMAGES = 10_000  # two epochs of these: ~97% test accuracy in ~30 s of one CPU core
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> Path:
+    """A run folder as ``mnist-ignite`` leaves it (default handlers on): config, final model, checkpoints."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    result = run_cli(
+        "--data-dir",
+        data_dir,
+        "--output-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--max-train-samples",
+        str(TRAIN_IMAGES),
+        "--max-eval-samples",
+        "1000",
+        "--no-download",
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out

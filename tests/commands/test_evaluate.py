@@ -1,0 +1,141 @@
+"""``mnist-ignite evaluate``: numbers checked against a plain loop, files, every model file kind, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mnist_ignite.commands.evaluate import main, most_confused
+from mnist_ignite.data import load_mnist, normalize
+from mnist_ignite.trained import load_trained
+
+from conftest import run_cli
+
+N = 1000
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained_run: Path, data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("evaluation")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(
+            [
+                str(trained_run),
+                "--data-dir",
+                data_dir,
+                "--device",
+                "cpu",
+                "--max-samples",
+                str(N),
+                "--output-dir",
+                str(out),
+                "--top",
+                "12",
+            ]
+        )
+    assert code == 0
+    return json.loads((out / "evaluation.json").read_text()), out, printed.getvalue()
+
+
+def test_numbers_match_a_plain_loop_over_the_test_images(evaluated, trained_run: Path, data_dir: str) -> None:
+    report, _, _ = evaluated
+    ds = load_mnist(data_dir, train=False, download=False)
+    x, y = normalize(ds.data[:N].unsqueeze(1).float() / 255), ds.targets[:N]
+    with torch.no_grad():
+        log_probs = load_trained(trained_run).model(x)
+    pred = log_probs.argmax(1)
+    assert report["samples"] == N and report["model"] == "seed" and report["parameters"] == 593_200
+    assert report["test_acc"] == pytest.approx(100 * int((pred == y).sum()) / N, abs=1e-9)
+    assert report["test_loss"] == pytest.approx(float(F.nll_loss(log_probs, y)), rel=1e-5)
+    assert report["test_acc"] > 90  # the fixture's model really learned
+    cm = torch.tensor(report["confusion_matrix"])
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    expected.index_put_((y, pred), torch.ones(N, dtype=torch.long), accumulate=True)
+    assert torch.equal(cm, expected)
+    for row in report["per_class"]:
+        d = row["digit"]
+        tp = int(((pred == d) & (y == d)).sum())
+        assert row["support"] == int((y == d).sum())
+        assert row["accuracy"] == pytest.approx(100 * tp / row["support"])
+        assert row["recall"] == pytest.approx(tp / row["support"])
+        assert row["precision"] == pytest.approx(tp / max(1, int((pred == d).sum())))
+        p, r = row["precision"], row["recall"]
+        assert row["f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0, abs=1e-6)
+    assert report["macro"]["f1"] == pytest.approx(sum(r["f1"] for r in report["per_class"]) / 10)
+
+
+def test_most_confused_and_top_losses(evaluated) -> None:
+    report, _, _ = evaluated
+    pairs = report["most_confused"]
+    cm = report["confusion_matrix"]
+    assert pairs and all(p["true"] != p["pred"] and cm[p["true"]][p["pred"]] == p["count"] for p in pairs)
+    assert [p["count"] for p in pairs] == sorted((p["count"] for p in pairs), reverse=True)
+    off = [cm[i][j] for i in range(10) for j in range(10) if i != j]
+    assert pairs[0]["count"] == max(off)
+    top = report["top_losses"]
+    assert len(top) == 12
+    losses = [t["loss"] for t in top]
+    assert losses == sorted(losses, reverse=True)
+    for t in top:
+        assert t["loss"] == pytest.approx(-math.log(t["true_probability"]), rel=1e-4)
+        assert t["probability"] >= t["true_probability"]
+    assert top[0]["pred"] != top[0]["true"]  # a ~97% model gets some of 1,000 wrong
+
+
+def test_most_confused_skips_empty_cells() -> None:
+    cm = torch.diag(torch.tensor([5] * 10))
+    cm[3, 5], cm[7, 1] = 2, 4
+    assert most_confused(cm) == [{"true": 7, "pred": 1, "count": 4}, {"true": 3, "pred": 5, "count": 2}]
+
+
+def test_files_and_printed_report(evaluated) -> None:
+    report, out, printed = evaluated
+    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "evaluation.json", "top_losses.png"]
+    for name in ("confusion_matrix.png", "top_losses.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and min(image.size) > 400
+    assert f"accuracy {report['test_acc']:.2f}%" in printed
+    assert "most confused (true->predicted):" in printed and "macro" in printed
+
+
+@pytest.mark.parametrize("kind", ["checkpoints/last_checkpoint_*.pt", "checkpoints/best_model_*.pt", "final_model.pt"])
+def test_every_model_file_kind(kind: str, trained_run: Path, data_dir: str, tmp_path: Path, capsys) -> None:
+    (file,) = sorted(trained_run.glob(kind))[-1:]
+    args = [str(file), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "200", "--output-dir", str(tmp_path)]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["model_file"] == str(file) and report["samples"] == 200
+    assert str(file) in capsys.readouterr().out
+
+
+def test_default_output_folder_is_inside_the_run(trained_run: Path, data_dir: str, capsys) -> None:
+    assert main([str(trained_run), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "100"]) == 0
+    assert (trained_run / "evaluation" / "final_model" / "evaluation.json").is_file()
+
+
+def test_bad_input_one_line_no_traceback(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.pt"
+    notes.write_text("hello")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = [
+        ([str(notes)], 1, "is damaged or not a PyTorch file"),
+        ([str(tmp_path / "nothing")], 1, "no such file or folder"),
+        ([str(trained_run), "--output-dir", str(blocker / "sub")], 1, "cannot use"),
+        ([str(trained_run), "--top", "-1"], 2, "--top must be >= 0"),
+    ]
+    for args, code, message in cases:
+        result = run_cli("evaluate", *args, "--data-dir", data_dir, "--device", "cpu", "--max-samples", "50")
+        assert result.returncode == code, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "x"
