@@ -1,7 +1,8 @@
-"""Matplotlib plots in OUTPUT/plots, written atomically; updated inline in a Jupyter notebook.
+"""Matplotlib plots in OUTPUT/plots, written atomically; the live one updates in place in a notebook.
 
 * samples.png: the seed's 3x4 grid of augmented training images, at the start;
-* metrics.png: the seed's 2x2 results figure, rewritten after every epoch;
+* metrics.png: loss and accuracy per epoch, train and test on the same axes, rewritten after every
+  epoch (in a Jupyter notebook, one image output shows it and is updated in place);
 * misclassified.png and confusion_matrix.png (Ignite ConfusionMatrix), at the end.
 
 A plotting failure warns once and training goes on: plots are never worth a lost run.
@@ -14,42 +15,38 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import matplotlib
 from ignite.engine import Engine, Events
 from ignite.metrics import ConfusionMatrix
+from matplotlib.figure import Figure
 
 from mnist_ignite.data import denormalize, preview
 from mnist_ignite.engine import MisclassifiedSamples
-from mnist_ignite.figures import (
-    confusion_matrix_figure,
-    image_grid,
-    in_notebook,
-    plot_model_results,
-    save_figure,
-)
-from mnist_ignite.history import seed_results
+from mnist_ignite.figures import confusion_matrix_figure, figure_png, image_grid, in_notebook, metrics_figure
+from mnist_ignite.files import atomic_write
 from mnist_ignite.plugins import Plugin, RunContext
 
 __all__ = ["PlotsPlugin"]
 
+DPI = 100
+
 
 class PlotsPlugin(Plugin):
+    """Writes the run's figures; drawing runs on a writer thread, off the training loop."""
+
     name = "plots"
     description = "matplotlib PNGs in OUTPUT/plots: metrics (live), samples, misclassified, confusion matrix"
-    order = 60
 
     def attach(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.dir = ctx.output_dir / "plots"
         self.failed = False
-        self.display: Any = None
+        self.display: Any = None  # the notebook output that shows metrics.png
         self.matrix = ConfusionMatrix(num_classes=10, device=ctx.device)
-        self.matrix.attach(ctx.evaluator, "confusion_matrix")
+        self.matrix.attach(ctx.evaluator, "confusion_matrix")  # on every rank: its compute is a collective
         if not ctx.is_main_process:
             return
+        # in a notebook, drawing stays on the kernel's thread, where display() reaches the cell
         self.notebook = in_notebook()
-        if not self.notebook:
-            matplotlib.use("Agg", force=False)
         # drawing takes ~0.1 s a figure: a writer thread keeps it off the training loop
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
         self.wrong = MisclassifiedSamples(limit=12)
@@ -75,6 +72,11 @@ class PlotsPlugin(Plugin):
         else:
             self.pool.submit(safe)
 
+    def _save(self, fig: Figure, name: str) -> bytes:
+        png = figure_png(fig, dpi=DPI)
+        atomic_write(self.dir / name, lambda f: f.write(png))
+        return png
+
     def flush(self, _: Engine | None = None) -> None:
         """Wait until every queued figure is on disk."""
         self.pool.shutdown(wait=True)
@@ -89,22 +91,20 @@ class PlotsPlugin(Plugin):
         self._draw(self._save_grid, *preview(self.ctx.train_data), "samples.png", None)
 
     def _save_grid(self, images: Any, titles: list[str], name: str, figsize: Any) -> None:
-        save_figure(image_grid(images, titles, figsize=figsize), self.dir / name)
+        self._save(image_grid(images, titles, figsize=figsize), name)
 
     def metrics(self, _: Engine) -> None:
-        rows = [dict(r) for r in self.ctx.history.rows]
-        self._draw(self._save_metrics, rows)
+        self._draw(self._save_metrics, [dict(r) for r in self.ctx.history.rows])
 
     def _save_metrics(self, rows: list[dict[str, Any]]) -> None:
-        fig = plot_model_results(seed_results(rows))
-        save_figure(fig, self.dir / "metrics.png")
-        if self.notebook:
-            from IPython.display import display
+        png = self._save(metrics_figure(rows), "metrics.png")
+        if self.notebook:  # one output, replaced each epoch, showing the very PNG on disk
+            from IPython.display import Image, display
 
             if self.display is None:
-                self.display = display(fig, display_id=True)
+                self.display = display(Image(data=png), display_id=True)
             else:
-                self.display.update(fig)
+                self.display.update(Image(data=png))
 
     def final(self, _: Engine) -> None:
         if self.wrong.true:
@@ -112,6 +112,4 @@ class PlotsPlugin(Plugin):
             self._draw(self._save_grid, images, self.wrong.titles(), "misclassified.png", (10, 8))
         matrix = self.ctx.evaluator.state.metrics.get("confusion_matrix")
         if matrix is not None:
-            self._draw(
-                lambda m: save_figure(confusion_matrix_figure(m), self.dir / "confusion_matrix.png"), matrix.cpu()
-            )
+            self._draw(lambda m: self._save(confusion_matrix_figure(m), "confusion_matrix.png"), matrix.cpu())

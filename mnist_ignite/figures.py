@@ -1,38 +1,82 @@
-"""Matplotlib figures: the seed's two plots plus misclassified and confusion-matrix grids.
+"""Matplotlib figures: the seed's two plots, the live metrics plot, image grids and a confusion matrix.
 
 Every function returns a ``Figure`` built with the object API (no pyplot state), so it works
-headless, in a notebook, and from a training thread alike.
+headless, in a notebook, and from a training thread alike. In a Jupyter kernel a returned figure
+renders as an image without ``%matplotlib inline``: building one registers the inline backend's
+figure formatters, which pyplot would otherwise register only when it loads the backend.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mnist_ignite.files import atomic_write
 
 __all__ = [
     "confusion_matrix_figure",
+    "figure_png",
     "image_grid",
     "in_notebook",
+    "metrics_figure",
+    "new_figure",
     "plot_model_results",
     "plot_train_data",
     "save_figure",
 ]
 
+TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
+
+
+def _shell() -> Any:
+    # a kernel imported IPython long before us; elsewhere IPython is not imported, and this costs nothing
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel, where figures and progress bars render inline."""
+    """True inside a Jupyter kernel (ipykernel, VS Code, Colab), where figures and bars render in cell outputs."""
+    return getattr(_shell(), "kernel", None) is not None
+
+
+def _enable_notebook_figures() -> None:
+    """Register the inline backend's figure formats (``%matplotlib inline``'s) unless some are registered.
+
+    Formats the user chose (``%config InlineBackend.figure_formats``, ``%matplotlib widget``) stay as they are.
+    """
+    if not in_notebook():
+        return
+    shell = _shell()
+    formatters = [*shell.display_formatter.formatters.values(), shell.display_formatter.ipython_display_formatter]
+    for formatter in formatters:
+        try:
+            formatter.lookup_by_type(Figure)
+            return
+        except KeyError:
+            continue
+    from IPython.core.pylabtools import select_figure_formats
+
     try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:  # an IPython kernel without matplotlib-inline: the inline backend's defaults
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+        return
+    config = InlineBackend.instance(parent=shell)
+    select_figure_formats(shell, config.figure_formats, **config.print_figure_kwargs)
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A pyplot-free ``Figure(**kwargs)`` that a notebook cell displays as an image."""
+    _enable_notebook_figures()
+    return Figure(**kwargs)
 
 
 def image_grid(
@@ -43,7 +87,7 @@ def image_grid(
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
     """A rows x cols grid of single-channel images, gray, titled, without ticks."""
-    fig = Figure(figsize=figsize or (cols * 2.0, rows * 2.0))
+    fig = new_figure(figsize=figsize or (cols * 2.0, rows * 2.0))
     for i in range(min(rows * cols, len(images))):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(images[i].detach().float().cpu().squeeze(0).numpy(), cmap="gray")
@@ -61,8 +105,8 @@ def plot_train_data(train_loader: Iterable) -> Figure:
 
 
 def plot_model_results(results: Mapping[str, Sequence[float]]) -> Figure:
-    """The seed's 2x2 figure: training/test loss (top), training/test accuracy (bottom)."""
-    fig = Figure(figsize=(15, 10))
+    """The seed's 2x2 figure (layout, titles, size): training/test loss (top), training/test accuracy (bottom)."""
+    fig = new_figure(figsize=(15, 10))
     axs = fig.subplots(2, 2)
     panels = [
         (axs[0, 0], "train_losses", "Training Loss"),
@@ -78,32 +122,83 @@ def plot_model_results(results: Mapping[str, Sequence[float]]) -> Figure:
     return fig
 
 
+def metrics_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Loss and accuracy per epoch, train and test on the same axes so they compare at a glance.
+
+    ``rows`` are epoch records (``epoch``, ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` in %).
+    """
+    epochs = [int(r["epoch"]) for r in rows]
+    marker = "o" if len(epochs) <= 30 else None  # a single epoch is a point, not an invisible line
+    fig = new_figure(figsize=(12, 4.5))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    panels = [
+        (loss_ax, "loss", "loss (NLL, nats per image)", "Loss"),
+        (acc_ax, "acc", "accuracy (%)", "Accuracy"),
+    ]
+    for ax, key, ylabel, title in panels:
+        for split, color in (("train", TRAIN_COLOR), ("test", TEST_COLOR)):
+            ax.plot(epochs, [r[f"{split}_{key}"] for r in rows], marker=marker, color=color, label=split)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if len(set(epochs)) == 1:  # around a single point autoscaling spans a tenth of an epoch
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if rows:
+        best = max(rows, key=lambda r: r["test_acc"])
+        last = rows[-1]
+        fig.suptitle(
+            f"epoch {last['epoch']}: test accuracy {last['test_acc']:.2f}%  "
+            f"(best {best['test_acc']:.2f}% at epoch {best['epoch']})"
+        )
+    fig.tight_layout()
+    return fig
+
+
 def confusion_matrix_figure(matrix: torch.Tensor) -> Figure:
-    """A 10x10 confusion matrix (rows: true, columns: predicted) with counts in the cells."""
+    """A 10x10 confusion matrix (rows: true, columns: predicted) with the counts written in the cells.
+
+    Cells are shaded by the share of their true class, so a handful of errors still shows against
+    a diagonal of a thousand; zeros are left faint, so the errors stand out.
+    """
     m = matrix.detach().cpu().long()
-    fig = Figure(figsize=(7, 6))
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(m.numpy(), cmap="Blues")
-    fig.colorbar(im, ax=ax)
     n = m.shape[0]
+    share = m.double() / m.sum(dim=1, keepdim=True).clamp(min=1)
+    fig = new_figure(figsize=(8.5, 7.5))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(share.numpy() * 100, cmap="Blues", vmin=0, vmax=100)
+    fig.colorbar(im, ax=ax, label="% of the true class")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
+    ax.set_yticklabels([f"{i}  ({100 * share[i, i]:.1f}%)" for i in range(n)])
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (test)")
-    threshold = m.max().item() / 2
+    ax.set_ylabel("true (recall)")
+    total = int(m.sum())
+    ax.set_title(f"Confusion matrix: {total - int(m.trace()):,} errors in {total:,} test images")
     for i in range(n):
         for j in range(n):
+            count = int(m[i, j])
             ax.text(
                 j,
                 i,
-                str(m[i, j].item()),
+                str(count),
                 ha="center",
                 va="center",
-                fontsize=7,
-                color="white" if m[i, j] > threshold else "black",
+                fontsize=10,
+                fontweight="bold" if i == j else "normal",
+                color="white" if share[i, j] > 0.5 else ("0.75" if count == 0 else "black"),
             )
+    fig.tight_layout()
     return fig
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (what :func:`save_figure` writes, and what a notebook displays)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 80) -> Path:
