@@ -4,7 +4,7 @@
 lr_schedule        step (the seed's StepLR), onecycle, cosine, plateau, warmup
 checkpoint         Ignite Checkpoint + DiskSaver: last N, best by test accuracy, resume
 history            metrics.json, metrics.csv, the seed's results dict
-progress           Ignite ProgressBar with loss and running accuracy
+progress           tqdm bar per epoch: loss, accuracy %, images/s, ETA; each epoch's line stays
 early_stopping     Ignite EarlyStopping on test accuracy
 nan_guard          stops on a NaN/Inf loss (Ignite TerminateOnNan)
 time_limit         stops cleanly after a wall-clock budget (Ignite TimeLimit)

@@ -1,42 +1,103 @@
-"""A tqdm progress bar (Ignite's ProgressBar) with the loss and running accuracy, like the seed's bar.
+"""A tqdm bar per epoch: running loss, accuracy in %, images/s and ETA; each epoch's final line stays.
 
-Only on a terminal or in a notebook: in logs and CI the core's one line per epoch is the progress report. The
-bar reads the loss every refresh, a host sync the default path avoids, so it stays off there.
+Like the seed's tqdm bar and Keras: when an epoch's last batch is done the bar is finished with
+the epoch's train loss and accuracy and left on screen, before the evaluation runs and before the
+core prints its epoch line (at ``RunEvents.EPOCH_END``), so the two never share a line.
+
+Only on a terminal (stderr) or in a notebook (stdout: stderr shows there as a warning box);
+in logs and CI the core's one line per epoch is the report (``--progress-always`` forces the bar).
+The numbers come from the trainer's own epoch metrics (``train_loss``, ``train_acc``) and are read
+only when the bar redraws, so the bar costs one host sync per redraw, not one per batch.
+
+Why not Ignite's ``ProgressBar``: it reads its metrics every iteration, closes only after the
+epoch's other handlers (the evaluation), and its ``tqdm.autonotebook`` warns in notebooks.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
-import torch
-from ignite.handlers import ProgressBar
-from ignite.metrics import RunningAverage
+from ignite.engine import Engine, Events
+from tqdm.std import tqdm
 
 from mnist_ignite.figures import in_notebook
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 __all__ = ["ProgressPlugin"]
 
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
-def _batch_accuracy(output: dict[str, torch.Tensor]) -> torch.Tensor:
-    return (output["y_pred"].argmax(dim=1) == output["y"]).float().mean()
+
+def _mean(metric: Any) -> float:
+    """The running value of an Ignite ``Average`` on this process, without its all-reduce (a collective)."""
+    return float(metric.accumulator / max(metric.num_examples, 1))
 
 
 class ProgressPlugin(Plugin):
-    """Shows ``loss`` and a running ``acc`` per iteration on the main process."""
+    """Shows ``loss``, ``acc`` (%), ``img/s`` and the ETA per epoch on the main process."""
 
     name = "progress"
-    description = "tqdm bar with loss and running accuracy (terminal only; --no-progress to hide)"
-    order = 30
+    description = "tqdm bar per epoch: loss, accuracy %, images/s, ETA (terminal or notebook; --no-progress to hide)"
     options = (Option("progress-always", bool, False, "show the bar even when output is not a terminal"),)
 
     def attach(self, ctx: RunContext) -> None:
-        if not ctx.is_main_process or not (self.progress_always or sys.stderr.isatty() or in_notebook()):
+        self.bar: tqdm | None = None
+        self.notebook = in_notebook()
+        if not ctx.is_main_process or not (self.progress_always or sys.stderr.isatty() or self.notebook):
             return
-        trainer = ctx.trainer
-        RunningAverage(output_transform=lambda o: o["loss"], device=ctx.device).attach(trainer, "loss")
-        RunningAverage(output_transform=_batch_accuracy, device=ctx.device).attach(trainer, "acc")
+        self.ctx = ctx
+        self.metrics = ctx.trainer.train_metrics.metrics  # the trainer's epoch Averages
+        self.images, self.start = 0, 0.0
+        ctx.trainer.add_event_handler(Events.EPOCH_STARTED, self._open)
+        ctx.trainer.add_event_handler(Events.ITERATION_COMPLETED, self._advance)
+        # an epoch cut short (time limit, signal) or a data source without len(): finish the line now
+        ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED | Events.TERMINATE, self._finish)
 
-        self.bar: Any = ProgressBar(persist=False, desc="train")
-        self.bar.attach(trainer, metric_names=["loss", "acc"])
+    def _open(self, engine: Engine) -> None:
+        self._finish(engine)
+        state = engine.state
+        epochs = max(int(getattr(self.ctx.config, "epochs", 0) or 0), state.max_epochs or 0)
+        length = state.epoch_length
+        self.images, self.start = 0, time.perf_counter()
+        self.bar = tqdm(
+            total=length,
+            initial=state.iteration % length if length else 0,  # a resumed epoch starts where it stopped
+            desc=f"epoch {state.epoch:>{len(str(epochs))}}/{epochs}",
+            bar_format=BAR_FORMAT,
+            file=sys.stdout if self.notebook else sys.stderr,
+            mininterval=0.5 if self.notebook else 0.1,  # a notebook keeps every redraw in the cell's output
+            miniters=1,  # redraw on time alone, so the numbers are read exactly when a redraw follows
+            dynamic_ncols=not self.notebook,
+            leave=True,
+        )
+
+    def _postfix(self) -> str:
+        loss, acc = _mean(self.metrics["train_loss"]), 100.0 * _mean(self.metrics["train_acc"])
+        rate = self.images / max(time.perf_counter() - self.start, 1e-9)
+        return f"loss {loss:.4f}, acc {acc:.2f}%, {rate:,.0f} img/s"
+
+    def _advance(self, engine: Engine) -> None:
+        bar = self.bar
+        if bar is None:
+            return
+        self.images += int(engine.state.output["y"].shape[0])  # shape only: no device sync
+        if time.time() - bar.last_print_t >= bar.mininterval:  # tqdm redraws in this update()
+            bar.set_postfix_str(self._postfix(), refresh=False)
+        bar.update(1)
+        length = engine.state.epoch_length
+        if length and engine.state.iteration % length == 0:
+            self._finish(engine)
+
+    def _finish(self, _: Engine | None = None) -> None:
+        """Leave the bar's final line with the epoch's numbers, and end it with a newline."""
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            bar.set_postfix_str(self._postfix(), refresh=False)
+            bar.close()
+
+    def close(self) -> None:
+        """End of the run, failed or not: a bar cut short still ends its line before any error message."""
+        if getattr(self, "bar", None) is not None:
+            self._finish()
