@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets
 
 from mnist_ignite.data import default_data_dir, get_test_transforms, get_train_transforms, load_mnist
@@ -29,9 +29,24 @@ def get_train_and_test_mnist_data(data_dir: str | None = None) -> tuple[datasets
 
 
 def get_train_and_test_mnist_dataloader(
-    batch_size: int = 64, data_dir: str | None = None, num_workers: int = 2
+    batch_size: int = 64,
+    data_dir: str | None = None,
+    num_workers: int = 2,
+    max_train_samples: int | None = None,
+    max_test_samples: int | None = None,
 ) -> tuple[DataLoader, DataLoader]:
-    """The seed's loaders: shuffled, ``num_workers`` workers, pinned memory when CUDA is there."""
+    """The seed's loaders: shuffled, ``num_workers`` workers, pinned memory when CUDA is there.
+
+    ``max_train_samples`` / ``max_test_samples`` keep the first N images of a split (the CLI's
+    ``--max-train-samples`` / ``--max-eval-samples``): a quick try, or a test, on a subset.
+    """
     train_data, test_data = get_train_and_test_mnist_data(data_dir)
     kwargs = {"batch_size": batch_size, "num_workers": num_workers, "pin_memory": torch.cuda.is_available()}
-    return DataLoader(train_data, shuffle=True, **kwargs), DataLoader(test_data, shuffle=False, **kwargs)
+    return (
+        DataLoader(_first(train_data, max_train_samples), shuffle=True, **kwargs),
+        DataLoader(_first(test_data, max_test_samples), shuffle=False, **kwargs),
+    )
+
+
+def _first(data: Dataset, n: int | None) -> Dataset:
+    return data if n is None or n >= len(data) else Subset(data, range(n))

@@ -54,3 +54,17 @@ def test_plot_model_results_has_the_seed_titles() -> None:
     assert tuple(fig.get_size_inches()) == (15.0, 10.0)
     assert [ax.get_title() for ax in fig.axes] == ["Training Loss", "Test Loss", "Training Accuracy", "Test Accuracy"]
     assert list(fig.axes[3].lines[0].get_ydata()) == [92.0, 95.0]
+
+
+def test_dataloaders_take_the_first_n_images_of_each_split(data_dir: str) -> None:
+    full_train, full_test = utils.get_train_and_test_mnist_dataloader(batch_size=50, data_dir=data_dir, num_workers=0)
+    train_loader, test_loader = utils.get_train_and_test_mnist_dataloader(
+        batch_size=50, data_dir=data_dir, num_workers=0, max_train_samples=300, max_test_samples=120
+    )
+    assert (len(train_loader.dataset), len(test_loader.dataset)) == (300, 120)
+    assert (len(train_loader), len(test_loader)) == (6, 3)
+    _, first = next(iter(test_loader))
+    _, reference = next(iter(full_test))
+    assert first.tolist() == reference.tolist()  # the same images as the full split's first ones
+    everything, _ = utils.get_train_and_test_mnist_dataloader(data_dir=data_dir, max_train_samples=10**6)
+    assert len(everything.dataset) == len(full_train.dataset) == 60_000
