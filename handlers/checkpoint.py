@@ -10,53 +10,44 @@ Files are written atomically with fsync and loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import re
+import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
+from ignite.handlers import Checkpoint
+from ignite.handlers.checkpoint import BaseSaveHandler
 
-from mnist_ignite.files import CheckpointLoadError, atomic_write, load_tensors
-from mnist_ignite.plugins import Option, Plugin, RunContext
+from mnist_ignite.files import CheckpointLoadError, load_tensors, save_torch
+from mnist_ignite.plugins import Option, Plugin, RunContext, RunEvents
 
-__all__ = ["CheckpointPlugin", "FsyncDiskSaver", "PluginStates", "find_latest"]
+__all__ = ["AtomicDiskSaver", "CheckpointPlugin", "find_checkpoints", "find_latest"]
 
-FORMAT = "mnist-ignite/1"
+FORMAT = "mnist-ignite/2"
 _LAST = re.compile(r"^last_checkpoint_(\d+)\.pt$")
 
 
-class FsyncDiskSaver(DiskSaver):
-    """Ignite's DiskSaver, writing through a temp file that is fsynced before the rename."""
+class AtomicDiskSaver(BaseSaveHandler):
+    """Ignite's save-handler interface on :func:`save_torch`: temp file, fsync, rename.
 
-    def _save_func(self, checkpoint: Mapping, path: Path, func: Callable[..., Any]) -> None:
-        atomic_write(path, lambda f: func(checkpoint, f, **self.kwargs))
+    A crash or a full disk mid-save leaves the previous checkpoint intact. Only the main process writes.
+    """
+
+    def __init__(self, dirname: Path) -> None:
+        self.dirname = Path(dirname)
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        if idist.get_rank() == 0:
+            save_torch(self.dirname / filename, checkpoint)
 
     def remove(self, filename: str) -> None:
         # a run resumed from another folder inherits a list naming files that are not here
-        if idist.get_rank() == self.save_on_rank:
+        if idist.get_rank() == 0:
             (self.dirname / filename).unlink(missing_ok=True)
-
-
-class PluginStates:
-    """The ``state_dict()`` of every plugin that has one, keyed by plugin name."""
-
-    def __init__(self, plugins: list[Any]) -> None:
-        self.plugins = plugins
-
-    def _stateful(self) -> dict[str, Any]:
-        return {p.name: p for p in self.plugins if callable(getattr(p, "state_dict", None))}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {name: p.state_dict() for name, p in self._stateful().items()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for name, plugin in self._stateful().items():
-            if name in state:
-                plugin.load_state_dict(state[name])
 
 
 class _Meta:
@@ -81,18 +72,23 @@ class _Meta:
             raise CheckpointLoadError(f"checkpoint is of another model or format: {dict(state)}, this run has {mine}")
 
 
+def find_checkpoints(directory: Path) -> list[Path]:
+    """The ``last_checkpoint_*.pt`` files in ``directory``, newest (highest iteration) first."""
+    found = [(int(m.group(1)), p) for p in directory.glob("last_checkpoint_*.pt") if (m := _LAST.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
 def find_latest(directory: Path) -> Path | None:
     """The ``last_checkpoint_*.pt`` with the highest iteration in ``directory``."""
-    found = [(int(m.group(1)), p) for p in directory.glob("last_checkpoint_*.pt") if (m := _LAST.match(p.name))]
-    return max(found)[1] if found else None
+    found = find_checkpoints(directory)
+    return found[0] if found else None
 
 
 class CheckpointPlugin(Plugin):
-    """Save and restore the whole run; attaches last so it sees every other plugin's state."""
+    """Save and restore the whole run: every checkpoint object the core and the plugins registered."""
 
     name = "checkpoint"
     description = "checkpoints (last 2 + best by test accuracy), --resume auto|PATH, weights-only loading"
-    order = 90
     options = (
         Option("checkpoint-every-iters", int, 0, "also save every N iterations mid-epoch (0 = epoch ends only)"),
         Option("keep-last", int, 2, "how many recent checkpoints to keep"),
@@ -113,17 +109,30 @@ class CheckpointPlugin(Plugin):
             self.best.load_state_dict(state["best"])
 
     def attach(self, ctx: RunContext) -> None:
-        directory = ctx.output_dir / "checkpoints"
+        self.ctx = ctx
+        self.directory = ctx.output_dir / "checkpoints"
         if ctx.is_main_process:
-            directory.mkdir(parents=True, exist_ok=True)
-        self.to_save = {
-            "meta": _Meta(ctx.model),
-            "model": ctx.model,
-            "optimizer": ctx.optimizer,
-            **ctx.checkpoint_objects,
-            "plugins": PluginStates([*ctx.plugins, self]),
-        }
-        saver = FsyncDiskSaver(directory, atomic=True, create_dir=True, require_empty=False)
+            self.directory.mkdir(parents=True, exist_ok=True)
+        trainer = ctx.trainer
+        trainer.add_event_handler(RunEvents.READY, self._setup)
+        # RunEvents.EPOCH_END: after every plugin's EPOCH_COMPLETED handler (early stopping's counter,
+        # the history row...), so the saved epoch is complete
+        trainer.add_event_handler(RunEvents.EPOCH_END, self._save_last)
+        trainer.add_event_handler(RunEvents.EPOCH_END, self._save_best)
+        trainer.add_event_handler(Events.TERMINATE, self._save_last)
+        every = self.checkpoint_every_iters
+        if every:  # epoch ends are saved at EPOCH_END, after the evaluation and the history row
+            mid_epoch = Events.ITERATION_COMPLETED(
+                event_filter=lambda e, i: i % every == 0 and i % e.state.epoch_length != 0
+            )
+            trainer.add_event_handler(mid_epoch, self._save_last)
+
+    def _setup(self, engine: Engine) -> None:
+        """At READY every plugin has attached: save everything registered in ``ctx.checkpoint_objects``."""
+        ctx = self.ctx
+        self.to_save = {"meta": _Meta(ctx.model), "model": ctx.model, "optimizer": ctx.optimizer}
+        self.to_save.update(ctx.checkpoint_objects)
+        saver = AtomicDiskSaver(self.directory)
         self.last = Checkpoint(
             self.to_save,
             saver,
@@ -141,18 +150,12 @@ class CheckpointPlugin(Plugin):
             score_name="test_acc",
             global_step_transform=lambda engine, _: engine.state.epoch,
         )
-        trainer = ctx.trainer
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._save_last)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self.best)
-        trainer.add_event_handler(Events.TERMINATE, self._save_last)
-        every = self.checkpoint_every_iters
-        if every:  # epoch ends are saved at EPOCH_COMPLETED, after the evaluation and the history row
-            mid_epoch = Events.ITERATION_COMPLETED(
-                event_filter=lambda e, i: i % every == 0 and i % e.state.epoch_length != 0
-            )
-            trainer.add_event_handler(mid_epoch, self._save_last)
         if ctx.config.resume:
-            self._resume(ctx, directory)
+            self._resume()
+
+    def _save_best(self, engine: Engine) -> None:
+        assert self.best is not None
+        self.best(engine)
 
     def _save_last(self, engine: Engine) -> None:
         """Save unless this iteration is already saved (epoch end that is also an every-N step)."""
@@ -163,8 +166,8 @@ class CheckpointPlugin(Plugin):
                 stacklevel=1,
             )
             return
-        name = f"last_checkpoint_{engine.state.iteration}.pt"
-        if not any(item.filename == name for item in self.last._saved):
+        latest = self.last.last_checkpoint
+        if latest is None or Path(latest).name != f"last_checkpoint_{engine.state.iteration}.pt":
             self.last(engine)
 
     def _finite(self) -> bool:
@@ -172,23 +175,29 @@ class CheckpointPlugin(Plugin):
         params = [p.detach() for p in self.to_save["model"].parameters()]
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
 
-    def _resume(self, ctx: RunContext, directory: Path) -> None:
-        spec = ctx.config.resume
-        path = find_latest(directory) if spec == "auto" else Path(spec)
-        if path is None:
+    def _candidates(self) -> list[Path]:
+        spec = self.ctx.config.resume
+        return find_checkpoints(self.directory) if spec == "auto" else [Path(spec)]
+
+    def _resume(self) -> None:
+        """Restore the newest loadable checkpoint (``--resume auto`` falls back past damaged ones, saying so)."""
+        ctx = self.ctx
+        candidates = self._candidates()
+        if not candidates:
             if ctx.is_main_process:
-                print(f"--resume auto: no checkpoint in {directory}; starting from scratch", flush=True)
+                print(f"--resume auto: no checkpoint in {self.directory}; starting from scratch", flush=True)
             return
-        state = load_tensors(path)
-        if not isinstance(state, Mapping) or state.get("meta", {}).get("format") != FORMAT:
-            raise CheckpointLoadError(f"{path} is not an mnist-ignite checkpoint (no '{FORMAT}' header)")
-        epoch_length = state.get("trainer", {}).get("epoch_length")
-        if epoch_length != ctx.epoch_length:
-            raise CheckpointLoadError(
-                f"{path} was made with {epoch_length} iterations per epoch, this run has {ctx.epoch_length}: "
-                "keep --batch-size, --max-train-samples and --nproc-per-node as they were"
-            )
-        to_load = dict(self.to_save)
+        for i, path in enumerate(candidates):
+            try:
+                state = self._load(path)
+                break
+            except CheckpointLoadError as err:
+                if i + 1 == len(candidates) or not _damaged(err):
+                    raise
+                print(f"mnist-ignite: warning: {err}; trying the previous checkpoint", file=sys.stderr, flush=True)
+        # the run's identity first: a mismatch is reported before anything is overwritten
+        to_load = {k: self.to_save[k] for k in ("meta", "settings", "plugins") if k in self.to_save}
+        to_load |= {k: v for k, v in self.to_save.items() if k not in to_load}
         to_load["checkpointer"] = self.last
         try:
             Checkpoint.load_objects(to_load, dict(state))
@@ -199,10 +208,19 @@ class CheckpointPlugin(Plugin):
         if ctx.is_main_process:
             t = ctx.trainer.state
             print(f"resumed from {path} (epoch {t.epoch}, iteration {t.iteration})", flush=True)
-            restored = ctx.optimizer.param_groups[0]["lr"]
-            if t.iteration and abs(restored - ctx.config.lr) > 1e-12 * max(1.0, ctx.config.lr):
-                print(
-                    f"note: the optimizer and lr schedule continue from the checkpoint (lr {restored:g}); "
-                    f"--lr {ctx.config.lr:g} applies to fresh runs only",
-                    flush=True,
-                )
+
+    def _load(self, path: Path) -> Mapping[str, Any]:
+        state = load_tensors(path)
+        if not isinstance(state, Mapping) or state.get("meta", {}).get("format") != FORMAT:
+            raise CheckpointLoadError(f"{path} is not an mnist-ignite checkpoint (no '{FORMAT}' header)")
+        epoch_length = state.get("trainer", {}).get("epoch_length")
+        if epoch_length != self.ctx.epoch_length:
+            raise CheckpointLoadError(
+                f"{path} was made with {epoch_length} iterations per epoch, this run has {self.ctx.epoch_length}: "
+                "keep --batch-size, --max-train-samples and --nproc-per-node as they were"
+            )
+        return state
+
+
+def _damaged(err: CheckpointLoadError) -> bool:
+    return "damaged" in str(err)

@@ -20,7 +20,6 @@ __all__ = ["EarlyStoppingPlugin"]
 class EarlyStoppingPlugin(Plugin):
     name = "early_stopping"
     description = "stop when test accuracy stalls for --patience epochs (Ignite EarlyStopping)"
-    order = 40
     options = (
         Option("patience", int, 3, "epochs without improvement before stopping"),
         Option("min-delta", float, 0.0, "smallest accuracy gain (percentage points) that counts"),

@@ -13,21 +13,12 @@ from typing import Any
 from ignite.engine import Engine, Events
 
 from mnist_ignite.files import atomic_write, save_json
+from mnist_ignite.history import RECORD_KEYS
 from mnist_ignite.plugins import Plugin, RunContext
 
 __all__ = ["COLUMNS", "HistoryPlugin"]
 
-COLUMNS = (
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "train_seconds",
-    "eval_seconds",
-    "train_images_per_second",
-)
+COLUMNS = RECORD_KEYS  # one definition, in the core
 
 
 class HistoryPlugin(Plugin):
@@ -35,7 +26,6 @@ class HistoryPlugin(Plugin):
 
     name = "history"
     description = "metrics.json + metrics.csv after every epoch, and the seed's results dict"
-    order = 20
 
     def attach(self, ctx: RunContext) -> None:
         self.ctx = ctx

@@ -17,6 +17,7 @@ from ignite.handlers import (
 )
 from torch.optim.lr_scheduler import OneCycleLR, StepLR
 
+from mnist_ignite.files import CheckpointLoadError
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 __all__ = ["SCHEDULES", "LRSchedulePlugin"]
@@ -36,7 +37,6 @@ class LRSchedulePlugin(Plugin):
 
     name = "lr_schedule"
     description = "LR schedule: step (seed StepLR 15/0.1) | onecycle | cosine | plateau | none, optional warmup"
-    order = 10
     options = (
         Option("lr-schedule", str, "step", "schedule shape", SCHEDULES),
         Option("step-size", int, 15, "step: epochs between decays"),
@@ -56,7 +56,24 @@ class LRSchedulePlugin(Plugin):
             raise ValueError("warmup-iters does not combine with the plateau schedule")
         self.scheduler: Any = None
 
+    def _settings(self) -> dict[str, Any]:
+        return {o.dest: getattr(self, o.dest) for o in self.options}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's own settings: a resume must continue the same schedule (its state rides as lr_scheduler)."""
+        return {"settings": self._settings()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved, mine = state.get("settings", {}), self._settings()
+        changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+        if changed and not self.ctx.config.resume_force:
+            raise CheckpointLoadError(
+                "the checkpoint's learning-rate schedule differs (" + "; ".join(changed) + "): "
+                "resume with the same schedule options, or --resume-force"
+            )
+
     def attach(self, ctx: RunContext) -> None:
+        self.ctx = ctx
         opt, trainer = ctx.optimizer, ctx.trainer
         lr = opt.param_groups[0]["lr"]
         total = max(1, ctx.epoch_length * ctx.config.epochs)

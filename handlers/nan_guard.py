@@ -22,7 +22,6 @@ class NanGuardPlugin(Plugin):
 
     name = "nan_guard"
     description = "stop with a clear message when the loss becomes NaN/Inf (Ignite TerminateOnNan)"
-    order = 5
     options = (Option("nan-check-every", int, 50, "check the loss every N iterations"),)
 
     def __init__(self, **values: Any) -> None:

@@ -15,7 +15,6 @@ __all__ = ["TimeLimitPlugin"]
 class TimeLimitPlugin(Plugin):
     name = "time_limit"
     description = "stop after --time-limit seconds, checkpointed and resumable (Ignite TimeLimit)"
-    order = 40
     options = (Option("time-limit", int, 3600, "seconds of training before stopping"),)
 
     def __init__(self, **values: Any) -> None:

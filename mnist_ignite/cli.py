@@ -1,27 +1,35 @@
 """Command line: ``mnist-ignite`` and ``python examples/train_mnist.py`` (the same entry point).
 
-Parsing happens in two passes, like pytest's addoption: the first finds ``--config`` and the
-enabled handlers, the second adds each enabled handler's own options to ``--help`` and parses
-everything. Settings come from defaults < the TOML file < flags. ``mnist-ignite NAME ...``
-runs a plugin's own command when it has one (``mnist-ignite visdom``).
+``mnist-ignite [OPTIONS]`` trains; ``mnist-ignite COMMAND ...`` runs a subcommand
+(:mod:`mnist_ignite.commands`, or a handler's own command such as ``visdom``).
+
+Every core option is derived from the :class:`~mnist_ignite.config.Config` declarations. Parsing
+happens in two passes, like pytest's addoption: the first finds ``--config`` and the enabled
+handlers, the second adds each enabled handler's own options and parses everything. Settings
+come from defaults < the TOML file < flags. Torch and Ignite load only when a run starts, so
+``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mnist_ignite.commands import COMMANDS, load_command
-from mnist_ignite.config import DEFAULT_HANDLERS, Config, ConfigError, read_toml
-from mnist_ignite.data import DataError, default_data_dir
-from mnist_ignite.engine import DEVICES, PRECISIONS
-from mnist_ignite.files import CheckpointLoadError, OutputWriteError
-from mnist_ignite.plugins import PluginError, PluginLoadError, StopTraining, available_plugins, load_plugin_class
-from mnist_ignite.run import PIPELINES, Interrupted, train
+from mnist_ignite.config import (
+    DEFAULT_HANDLERS,
+    Config,
+    ConfigError,
+    check_settings,
+    check_value,
+    read_toml,
+    settings,
+)
 
 __all__ = ["build_parser", "main", "parse_config"]
 
@@ -35,27 +43,23 @@ SWITCHES = {
 }
 
 
-def _number(kind: Callable[[str], Any], minimum: float, strict: bool) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
-        if value != value or (value <= minimum if strict else value < minimum):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
-        return value
+class _Parser(argparse.ArgumentParser):
+    """Short errors with a "did you mean", instead of the whole usage block."""
 
-    parse.__name__ = kind.__name__
-    return parse
-
-
-positive_int = _number(int, 0, strict=True)
-non_negative_int = _number(int, 0, strict=False)
-positive_float = _number(float, 0.0, strict=True)
-non_negative_float = _number(float, 0.0, strict=False)
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            unknown = [a.split("=")[0] for a in message.split(":", 1)[1].split() if a.startswith("-")]
+            flags = [s for a in self._actions for s in a.option_strings]
+            hints = []
+            for arg in unknown:
+                close = difflib.get_close_matches(arg, flags, n=1, cutoff=0.6)
+                hints.append(f"unknown option {arg}" + (f" (did you mean {close[0]}?)" if close else ""))
+            if hints:
+                message = "; ".join(hints)
+        self.exit(2, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows a default only where it says something (not for switches or empty values)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -63,6 +67,22 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if default is None or isinstance(default, bool) or default in ("", []) or default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action) or ""
+
+
+def _flag_type(kind: type, check: Callable[[Any], bool] | None, rule: str) -> Callable[[str], Any]:
+    """An argparse ``type`` from a setting's value type and rule."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if check is not None and (value != value or not check(value)):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _selection_args(parser: argparse.ArgumentParser) -> None:
@@ -91,90 +111,44 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _commands_epilog() -> str:
+    width = max(len(n) for n in COMMANDS) if COMMANDS else 0
+    lines = [f"  {PROG} {name:<{width}}  {text}" for name, (_, text) in sorted(COMMANDS.items())]
+    return "commands (each has its own --help):\n" + "\n".join(lines) + "\n\n" if lines else ""
+
+
 def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.ArgumentParser:
-    """The full parser: core options, handler selection, and each enabled handler's options."""
-    parser = argparse.ArgumentParser(
+    """The full parser: core options (from ``Config``), handler selection, each enabled handler's options."""
+    parser = _Parser(
         prog=PROG,
         description="Train the ERA Session 5 MNIST CNN on PyTorch Ignite engines, with plugins. "
         "Defaults are the seed's recipe: SGD lr 0.01 momentum 0.9, StepLR(15, 0.1), batch 64, 20 epochs.",
-        epilog="Outputs in OUTPUT: config.json, metrics.json/.csv, checkpoints/, plots/, final_model.pt. "
+        epilog=_commands_epilog()
+        + "Outputs in OUTPUT: config.json, metrics.json/.csv, checkpoints/, plots/, final_model.pt.\n"
         "Exit codes: 0 done, 1 run failed, 2 bad usage, 130/143 interrupted (resumable).",
         formatter_class=_HelpFormatter,
     )
-    d = Config()
-    g = parser.add_argument_group("data")
-    g.add_argument(
-        "--data-dir",
-        default=default_data_dir(),
-        help="MNIST root holding MNIST/raw/*-ubyte (env MNIST_IGNITE_DATA); downloaded there if absent",
-    )
-    g.add_argument("--no-download", dest="download", action="store_false", help="never download MNIST")
-    g.add_argument("--max-train-samples", type=positive_int, metavar="N", help="train on the first N images only")
-    g.add_argument("--max-eval-samples", type=positive_int, metavar="N", help="evaluate on the first N test images")
-    g.add_argument(
-        "--pipeline",
-        choices=PIPELINES,
-        default=d.pipeline,
-        help="tensor: MNIST on the device, batched augmentation; torchvision: the seed's PIL DataLoader",
-    )
-    g.add_argument(
-        "--num-workers",
-        type=non_negative_int,
-        default=d.num_workers,
-        help="DataLoader worker processes (torchvision pipeline)",
-    )
-    g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=d.epochs, help="training epochs")
-    g.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=d.batch_size,
-        help="global training batch (split evenly across processes)",
-    )
-    g.add_argument("--eval-batch-size", type=positive_int, default=d.eval_batch_size, help="evaluation batch")
-    g.add_argument("--lr", type=positive_float, default=d.lr, help="SGD learning rate")
-    g.add_argument("--momentum", type=non_negative_float, default=d.momentum, help="SGD momentum")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed for weights, data order and augmentation")
-    g.add_argument("--device", choices=DEVICES, default=d.device, help="auto = cuda, then mps, then cpu")
-    g.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=d.precision,
-        help="autocast dtype; auto = bf16 where the hardware runs it natively, else fp32",
-    )
-    g.add_argument(
-        "--no-channels-last",
-        dest="channels_last",
-        action="store_false",
-        help="keep NCHW memory layout (channels_last is faster for convolutions)",
-    )
-    g.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
-    g.add_argument(
-        "--no-cuda-graphs",
-        dest="cuda_graphs",
-        action="store_false",
-        help="on CUDA, run the train step eagerly instead of replaying it as a CUDA graph",
-    )
-    g.add_argument(
-        "--cudnn-benchmark", action="store_true", help="let cuDNN autotune its kernels (costs seconds at start-up)"
-    )
-    g = parser.add_argument_group("output and resume")
-    g.add_argument("--output-dir", default="", help="run folder (default runs/<timestamp>)")
-    g.add_argument(
-        "--resume", metavar="auto|PATH", help="continue from the newest checkpoint in --output-dir (auto) or from PATH"
-    )
-    g = parser.add_argument_group("distributed (ignite.distributed)")
-    g.add_argument(
-        "--nproc-per-node",
-        type=positive_int,
-        default=d.nproc_per_node,
-        help="processes to spawn on this machine (data-parallel)",
-    )
-    g.add_argument("--backend", choices=("gloo", "nccl"), help="default nccl on CUDA, gloo on CPU")
-    g.add_argument("--nnodes", type=positive_int, default=d.nnodes, help="machines taking part (with --node-rank)")
-    g.add_argument("--node-rank", type=non_negative_int, default=d.node_rank, help="this machine's index")
-    g.add_argument("--master-addr", default=d.master_addr, help="address of the node-rank 0 machine")
-    g.add_argument("--master-port", type=positive_int, default=d.master_port, help="its free TCP port")
+    groups: dict[str, Any] = {}
+    defaults = Config()
+    for f, s in settings():
+        g = groups.get(s.group) or groups.setdefault(s.group, parser.add_argument_group(s.group))
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            if default:
+                g.add_argument(s.flag or f"--no-{f.name}", dest=f.name, action="store_false", help=s.help)
+            else:
+                g.add_argument(s.flag or f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", help=s.help)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
+        g.add_argument(
+            s.flag or f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            default=default,
+            type=_flag_type(kind, s.check, s.rule) if kind is not str else str,
+            choices=s.choices,
+            metavar=s.metavar,
+            help=s.help,
+        )
     _selection_args(parser)
     core = {a.dest for a in parser._actions}
     for spec, cls in plugin_classes:
@@ -184,6 +158,8 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
         g = parser.add_argument_group(f"handler {spec}", getattr(cls, "description", None))
         for opt in options:
             if opt.dest in core:
+                from mnist_ignite.plugins import PluginLoadError
+
                 raise PluginLoadError(f"handler {spec!r}: option --{opt.name} clashes with a core option")
             kwargs: dict[str, Any] = {"dest": opt.dest, "default": opt.default, "help": opt.help or " "}
             if opt.type is bool:
@@ -194,14 +170,30 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
     return parser
 
 
-def _enabled_handlers(pre: argparse.Namespace, toml: dict[str, Any]) -> list[str]:
+def _names(toml: dict[str, Any], key: str, path: str) -> list[str]:
+    value = toml.pop(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{path}: {key} must be a list of handler names, e.g. {key} = ["visdom"], got {value!r}')
+    return value
+
+
+def _enabled_handlers(pre: argparse.Namespace, toml: dict[str, Any], path: str) -> list[str]:
+    from mnist_ignite.plugins import check_handler_name
+
     names = list(DEFAULT_HANDLERS)
-    changes = [(h, True) for h in toml.pop("handlers", [])] + [(h, False) for h in toml.pop("no_handlers", [])]
+    changes = [(h, True) for h in _names(toml, "handlers", path)] + [
+        (h, False) for h in _names(toml, "no_handlers", path)
+    ]
     changes += [(h, True) for h in pre.handler] + [(h, False) for h in pre.no_handler]
     for flag, change in SWITCHES.items():
-        if toml.pop(flag, None) or getattr(pre, flag):
+        value = toml.pop(flag, None)
+        if value is not None:
+            check_value(f"{path}: {flag}", bool, value)
+        if value or getattr(pre, flag):
             changes.append(change)
     for name, enable in changes:
+        if not enable and name not in names:
+            check_handler_name(name)  # a typo in --no-handler must not pass silently
         if enable and name not in names:
             names.append(name)
         elif not enable and name in names:
@@ -209,30 +201,61 @@ def _enabled_handlers(pre: argparse.Namespace, toml: dict[str, Any]) -> list[str
     return names
 
 
+def _toml_values(
+    path: str, top: dict[str, Any], tables: dict[str, dict[str, Any]], classes: Sequence[tuple[str, type]]
+) -> dict[str, Any]:
+    """Type-checked TOML values: core settings at the top, handler options in their ``[handler]`` table."""
+    core = {f.name: f for f, _ in settings()}
+    values: dict[str, Any] = {}
+    for key, value in top.items():
+        if key not in core:
+            close = difflib.get_close_matches(key, list(core), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{path}: unknown setting(s) {key}{hint}")
+        kind = {"int": int, "float": float, "bool": bool}.get(str(core[key].type).split("|")[0].strip(), str)
+        values[key] = check_value(f"{path}: {key}", kind, value)
+    by_handler = {spec: cls for spec, cls in classes} | {getattr(cls, "name", spec): cls for spec, cls in classes}
+    for table, entries in tables.items():
+        if table not in by_handler:
+            raise ConfigError(f"{path}: [{table}] is not an enabled handler (enabled: {', '.join(by_handler)})")
+        for key, value in entries.items():
+            if key in core:
+                raise ConfigError(f"{path}: [{table}] sets {key}, a core setting: put it at the top of the file")
+            own = {o.dest: o for o in getattr(by_handler[table], "options", ())}
+            if key not in own:
+                raise ConfigError(f"{path}: [{table}] has no option {key} (options: {', '.join(own) or 'none'})")
+            opt = own[key]
+            if opt.type in (int, float, str, bool):
+                value = check_value(f"{path}: [{table}] {key}", opt.type, value)
+            if opt.choices is not None and value not in opt.choices:
+                raise ConfigError(f"{path}: [{table}] {key} must be one of {', '.join(map(str, opt.choices))}")
+            values[key] = value
+    return values
+
+
 def parse_config(argv: Sequence[str]) -> Config:
     """Parse flags (and ``--config``) into a :class:`Config`; usage errors exit 2 via argparse."""
+    from mnist_ignite.plugins import load_plugin_class
+
     pre_parser = argparse.ArgumentParser(add_help=False)
     _selection_args(pre_parser)
     pre, _ = pre_parser.parse_known_args(argv)
-    toml = read_toml(pre.config) if pre.config else {}
-    names = _enabled_handlers(pre, toml)
+    top, tables = read_toml(pre.config) if pre.config else ({}, {})
+    names = _enabled_handlers(pre, top, pre.config or "")
     classes = [(spec, load_plugin_class(spec)) for spec in names]
     parser = build_parser(classes)
-    known = {a.dest for a in parser._actions}
-    unknown = sorted(set(toml) - known)
-    if unknown:
-        raise ConfigError(f"{pre.config}: unknown setting(s) {', '.join(unknown)}")
-    parser.set_defaults(**toml)
-    args = parser.parse_args(argv)
-    values = vars(args)
-    fields = set(Config.__dataclass_fields__)
-    config = Config(**{k: v for k, v in values.items() if k in fields and k not in ("handlers", "options")})
+    parser.set_defaults(**_toml_values(pre.config or "", top, tables, classes))
+    values = vars(parser.parse_args(argv))
+    config = Config(**{f.name: values[f.name] for f, _ in settings()})
     config.handlers = names
     config.options = {o.dest: values[o.dest] for _, cls in classes for o in getattr(cls, "options", ())}
+    check_settings(config)
     return config
 
 
 def _list_handlers() -> None:
+    from mnist_ignite.plugins import PluginLoadError, available_plugins, load_plugin_class
+
     for name in sorted(available_plugins()):
         try:
             description = getattr(load_plugin_class(name), "description", "") or ""
@@ -251,7 +274,7 @@ def _resume_command(argv: Sequence[str], output_dir: Path) -> str:
         if arg in ("--resume", "--output-dir"):
             skip = True
             continue
-        if arg.startswith(("--resume=", "--output-dir=")):
+        if arg.startswith(("--resume=", "--output-dir=")) or arg == "--overwrite":
             continue
         kept.append(arg)
     return shlex.join([PROG, *kept, "--output-dir", str(output_dir), "--resume", "auto"])
@@ -259,6 +282,8 @@ def _resume_command(argv: Sequence[str], output_dir: Path) -> str:
 
 def _plugin_command(argv: Sequence[str]) -> int | None:
     """``mnist-ignite NAME ...`` where handler NAME defines ``command(argv) -> int``."""
+    from mnist_ignite.plugins import PluginLoadError, available_plugins, load_plugin_class
+
     if not argv or argv[0].startswith("-") or argv[0] not in available_plugins():
         return None
     cls = load_plugin_class(argv[0])
@@ -266,6 +291,25 @@ def _plugin_command(argv: Sequence[str]) -> int | None:
     if command is None:
         raise PluginLoadError(f"handler {argv[0]!r} has no command; did you mean --handler {argv[0]}?")
     return int(command(list(argv[1:])))
+
+
+def _exit_code(err: BaseException) -> tuple[int, str] | None:
+    """Exit code and message for the errors a user can cause; None for a bug (its traceback is shown)."""
+    from mnist_ignite.data import DataError
+    from mnist_ignite.files import CheckpointLoadError, OutputWriteError
+    from mnist_ignite.plugins import PluginError, PluginLoadError, StopTraining
+    from mnist_ignite.run import Interrupted
+    from mnist_ignite.rundir import RunDirError
+
+    if isinstance(err, (ConfigError, PluginLoadError, RunDirError)):
+        return 2, f"{PROG}: error: {err}"
+    if isinstance(err, (DataError, CheckpointLoadError, OutputWriteError, PluginError)):
+        return 1, f"{PROG}: error: {err}"
+    if isinstance(err, StopTraining):
+        return err.exit_code, f"{PROG}: stopped: {err}"
+    if isinstance(err, Interrupted):
+        return err.exit_code, str(err)
+    return None
 
 
 def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
@@ -286,20 +330,26 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
             _list_handlers()
             return 0
         config = parse_config(argv)
+        from mnist_ignite.run import train
+
         train(config, plugins)
         return 0
-    except (ConfigError, PluginLoadError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except (DataError, CheckpointLoadError, OutputWriteError, PluginError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
-    except StopTraining as err:
-        print(f"{PROG}: stopped: {err}", file=sys.stderr)
-        return err.exit_code
-    except Interrupted as err:
-        print(f"{PROG}: {err}\nresume with:\n  {_resume_command(argv, err.output_dir)}", file=sys.stderr)
-        return err.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping: nothing more is saved
+        print(
+            f"{PROG}: interrupted again: stopped at once, without saving; the last checkpoint on disk is "
+            "the newest complete one",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as err:
+        handled = _exit_code(err)
+        if handled is None:
+            raise
+        code, message = handled
+        if code in (130, 143):
+            message = f"{PROG}: {err}\nresume with:\n  {_resume_command(argv, err.output_dir)}"  # type: ignore[attr-defined]
+        print(message, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

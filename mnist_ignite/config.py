@@ -1,56 +1,223 @@
-"""One settings object for a run: defaults < TOML file (``--config``) < command-line flags."""
+"""One settings object for a run: defaults < TOML file (``--config``) < command-line flags.
+
+Each setting is declared once, here, as a :class:`Config` field with its help, group and rule;
+the command line (``mnist_ignite.cli``), the TOML reader and :func:`check_settings` are all
+derived from these declarations. This module imports neither torch nor Ignite, so ``--help``
+answers at once.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.data import default_data_dir
+__all__ = [
+    "DEFAULT_HANDLERS",
+    "DEVICES",
+    "PIPELINES",
+    "PRECISIONS",
+    "Config",
+    "ConfigError",
+    "Setting",
+    "check_settings",
+    "check_value",
+    "default_data_dir",
+    "read_toml",
+    "settings",
+]
 
-__all__ = ["DEFAULT_HANDLERS", "Config", "ConfigError", "read_toml"]
-
-# Enabled unless switched off: the seed's schedule, checkpoints, metrics files, progress, plots, NaN guard.
-DEFAULT_HANDLERS = ("lr_schedule", "checkpoint", "history", "progress", "plots", "nan_guard")
+# Enabled unless switched off, attached in this order: NaN guard first (it sees a diverged epoch
+# before anything records it), then the seed's schedule, checkpoints, metrics files, progress, plots.
+DEFAULT_HANDLERS = ("nan_guard", "lr_schedule", "checkpoint", "history", "progress", "plots")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PIPELINES = ("tensor", "torchvision")
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
 
 
 class ConfigError(ValueError):
     """A bad setting (usage error: exit 2)."""
 
 
+def default_data_dir() -> str:
+    """``$MNIST_IGNITE_DATA`` or ``./data``."""
+    return os.environ.get("MNIST_IGNITE_DATA", "./data")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a :class:`Config` field shows on the command line and what values it accepts."""
+
+    help: str
+    group: str
+    rule: str = ""  # "must be ..." text, shown when ``check`` fails
+    check: Callable[[Any], bool] | None = None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+    flag: str | None = None  # default: --name-with-dashes; for a True-by-default switch: --no-name
+
+
+def _setting(default: Any = None, *, factory: Callable[[], Any] | None = None, **meta: Any) -> Any:
+    kwargs: dict[str, Any] = {"metadata": {"setting": Setting(**meta)}}
+    if factory is not None:
+        kwargs["default_factory"] = factory
+    else:
+        kwargs["default"] = default
+    return field(**kwargs)
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _at_least_one_or_none(v: Any) -> bool:
+    return v is None or v >= 1
+
+
 @dataclass
 class Config:
     """Every setting of a run. The defaults are the seed's recipe."""
 
-    data_dir: str = field(default_factory=default_data_dir)  # MNIST root (holds MNIST/raw)
-    output_dir: str = ""  # run folder; "" = runs/<timestamp>
-    epochs: int = 20
-    batch_size: int = 64  # global batch, split across processes
-    eval_batch_size: int = 1000
-    lr: float = 0.01
-    momentum: float = 0.9
-    seed: int = 1
-    device: str = "auto"  # auto | cpu | cuda | mps
-    num_workers: int = 2  # DataLoader workers (torchvision pipeline)
-    max_train_samples: int | None = None  # first N training images
-    max_eval_samples: int | None = None  # first N test images
-    download: bool = True  # fetch MNIST when the files are absent
-    pipeline: str = "tensor"  # tensor (device-resident) | torchvision (the seed's PIL loader)
-    precision: str = "auto"  # auto | fp32 | bf16
-    channels_last: bool = True
-    compile: bool = False
-    cuda_graphs: bool = True  # replay the train step as a CUDA graph (CUDA, one process)
-    cudnn_benchmark: bool = False  # autotune cuDNN kernels: seconds of start-up for small convs
-    resume: str | None = None  # auto | path to a checkpoint
-    nproc_per_node: int = 1
-    backend: str | None = None  # gloo | nccl; default by device
-    nnodes: int = 1  # machines, when idist.Parallel spawns (torchrun sets these itself)
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29500
+    data_dir: str = _setting(
+        factory=default_data_dir,
+        help="MNIST root holding MNIST/raw/*-ubyte (env MNIST_IGNITE_DATA); downloaded there if absent",
+        group="data",
+    )
+    download: bool = _setting(True, help="never download MNIST", group="data", flag="--no-download")
+    max_train_samples: int | None = _setting(
+        None,
+        help="train on the first N images only",
+        group="data",
+        check=_at_least_one_or_none,
+        rule="must be >= 1",
+        metavar="N",
+    )
+    max_eval_samples: int | None = _setting(
+        None,
+        help="evaluate on the first N test images",
+        group="data",
+        check=_at_least_one_or_none,
+        rule="must be >= 1",
+        metavar="N",
+    )
+    pipeline: str = _setting(
+        "tensor",
+        help="tensor: MNIST on the device, batched augmentation; torchvision: the seed's PIL DataLoader",
+        group="data",
+        choices=PIPELINES,
+    )
+    num_workers: int = _setting(
+        2,
+        help=f"DataLoader worker processes (torchvision pipeline; at most {MAX_WORKERS} here)",
+        group="data",
+        check=lambda v: 0 <= v <= MAX_WORKERS,
+        rule=f"must be between 0 and {MAX_WORKERS} (4 x the CPU count)",
+    )
+    epochs: int = _setting(20, help="training epochs", group="training", check=_positive, rule="must be > 0")
+    batch_size: int = _setting(
+        64, help="global training batch (split evenly across processes)", group="training", check=_positive,
+        rule="must be > 0",
+    )  # fmt: skip
+    eval_batch_size: int = _setting(
+        1000, help="evaluation batch", group="training", check=_positive, rule="must be > 0"
+    )
+    lr: float = _setting(
+        0.01,
+        help="SGD learning rate",
+        group="training",
+        check=lambda v: v > 0 and math.isfinite(v),
+        rule="must be a finite number > 0",
+    )
+    momentum: float = _setting(
+        0.9, help="SGD momentum", group="training", check=lambda v: 0 <= v < math.inf, rule="must be >= 0"
+    )
+    seed: int = _setting(
+        1,
+        help="seed for weights, data order and augmentation",
+        group="training",
+        check=lambda v: 0 <= v < 2**63,
+        rule="must be between 0 and 2**63 - 1",
+    )
+    device: str = _setting("auto", help="auto = cuda, then mps, then cpu", group="training", choices=DEVICES)
+    precision: str = _setting(
+        "auto",
+        help="autocast dtype; auto = bf16 where the hardware runs it natively, fp16 on pre-Ampere GPUs, else fp32",
+        group="training",
+        choices=PRECISIONS,
+    )
+    channels_last: bool = _setting(
+        True,
+        help="keep NCHW memory layout (channels_last is faster for convolutions)",
+        group="training",
+        flag="--no-channels-last",
+    )
+    compile: bool = _setting(False, help="torch.compile the model's forward", group="training")
+    cuda_graphs: bool = _setting(
+        True,
+        help="on CUDA, run the train step eagerly instead of replaying it as a CUDA graph",
+        group="training",
+        flag="--no-cuda-graphs",
+    )
+    cudnn_benchmark: bool = _setting(
+        False, help="let cuDNN autotune its kernels (costs seconds at start-up)", group="training"
+    )
+    output_dir: str = _setting("", help="run folder (default runs/<timestamp>)", group="output and resume")
+    overwrite: bool = _setting(
+        False, help="replace the run already in --output-dir (its files only)", group="output and resume"
+    )
+    resume: str | None = _setting(
+        None,
+        help="continue from the newest checkpoint in --output-dir (auto) or from PATH",
+        group="output and resume",
+        metavar="auto|PATH",
+    )
+    resume_force: bool = _setting(
+        False,
+        help="resume even when data, batch size, seed, optimizer, pipeline or precision differ from the checkpoint's",
+        group="output and resume",
+    )
+    nproc_per_node: int = _setting(
+        1,
+        help="processes to spawn on this machine (data-parallel)",
+        group="distributed (ignite.distributed)",
+        check=_positive,
+        rule="must be > 0",
+    )
+    backend: str | None = _setting(
+        None,
+        help="default nccl on CUDA, gloo on CPU",
+        group="distributed (ignite.distributed)",
+        choices=("gloo", "nccl"),
+    )
+    nnodes: int = _setting(
+        1,
+        help="machines taking part (with --node-rank)",
+        group="distributed (ignite.distributed)",
+        check=_positive,
+        rule="must be > 0",
+    )
+    node_rank: int = _setting(
+        0, help="this machine's index", group="distributed (ignite.distributed)", check=lambda v: v >= 0,
+        rule="must be >= 0",
+    )  # fmt: skip
+    master_addr: str = _setting(
+        "127.0.0.1", help="address of the node-rank 0 machine", group="distributed (ignite.distributed)"
+    )
+    master_port: int = _setting(
+        29500,
+        help="its free TCP port",
+        group="distributed (ignite.distributed)",
+        check=lambda v: 0 < v < 65536,
+        rule="must be a TCP port (1-65535)",
+    )
+    # chosen with --handler/--no-handler (and the switches), not flags of their own
     handlers: list[str] = field(default_factory=lambda: list(DEFAULT_HANDLERS))
     options: dict[str, Any] = field(default_factory=dict)  # plugin options by dest name
 
@@ -61,19 +228,70 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a run file; keys are option names with ``-`` or ``_`` (``batch-size`` = ``batch_size``)."""
+def settings() -> list[tuple[dataclasses.Field, Setting]]:
+    """The declared settings of :class:`Config`, in declaration order."""
+    return [(f, f.metadata["setting"]) for f in dataclasses.fields(Config) if "setting" in f.metadata]
+
+
+def _kind(f: dataclasses.Field) -> type:
+    """The field's value type (``int | None`` -> int)."""
+    return {"int": int, "float": float, "str": str, "bool": bool}[str(f.type).split("|")[0].strip()]
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def check_value(name: str, kind: type, value: Any) -> Any:
+    """``value`` if it has type ``kind`` (an int is a float too; a bool is not a number), else a ConfigError."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{name} must be {_TYPE_WORDS.get(kind, kind.__name__)}, got {value!r}")
+    return value
+
+
+def check_settings(config: Config) -> None:
+    """Every declared setting has its type and passes its rule (for TOML files and Python callers)."""
+    for f, s in settings():
+        value = getattr(config, f.name)
+        if value is None and f.default is None:
+            continue
+        name = s.flag or "--" + f.name.replace("_", "-")
+        check_value(name, _kind(f), value)
+        if s.choices is not None and value not in s.choices:
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, s.choices))}, got {value!r}")
+        if s.check is not None and not s.check(value):
+            raise ConfigError(f"{name} {s.rule}, got {value!r}")
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Read a run file: (top-level settings, ``[handler]`` tables), keys with ``-`` or ``_``.
+
+    A key written both ways (``batch-size`` and ``batch_size``) is an error, not a silent merge.
+    """
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):  # [handler-name] tables hold that handler's options
-            flat.update({k.replace("-", "_"): v for k, v in value.items()})
-        else:
-            flat[key.replace("-", "_")] = value
-    return flat
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+
+    def normalize(table: dict[str, Any], where: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in table.items():
+            k = key.replace("-", "_")
+            if k in out:
+                raise ConfigError(f"{path}: {where}{key!r} is set twice (as '-' and '_' spellings)")
+            out[k] = value
+        return out
+
+    top = normalize({k: v for k, v in data.items() if not isinstance(v, dict)}, "")
+    tables = {name: normalize(v, f"[{name}] ") for name, v in data.items() if isinstance(v, dict)}
+    return top, tables

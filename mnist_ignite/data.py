@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from mnist_ignite.config import default_data_dir
+
 if TYPE_CHECKING:
     from torchvision import datasets, transforms
 
@@ -68,11 +70,6 @@ _FIX = "Put the four MNIST idx files (train/t10k images and labels) under {raw},
 
 class DataError(RuntimeError):
     """MNIST is missing or damaged; the message says what, where, and how to fix it."""
-
-
-def default_data_dir() -> str:
-    """``$MNIST_IGNITE_DATA`` or ``./data``."""
-    return os.environ.get("MNIST_IGNITE_DATA", "./data")
 
 
 def get_train_transforms() -> transforms.Compose:

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from ignite.engine import Engine, Events, create_supervised_evaluator
 from ignite.metrics import Accuracy, Average, Loss
 
+from mnist_ignite.config import DEVICES, PRECISIONS
+
 __all__ = [
     "GraphedTrainStep",
     "LossScaler",
@@ -37,9 +39,6 @@ __all__ = [
     "resolve_precision",
     "select_device",
 ]
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def select_device(name: str = "auto") -> torch.device:

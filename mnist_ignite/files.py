@@ -92,18 +92,38 @@ def save_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically ``torch.save`` ``obj`` (tensors, numbers, strings, lists, dicts only)."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    """Atomically ``torch.save`` ``obj`` (tensors, numbers, strings, lists, dicts only).
+
+    Serialized in memory first: torch's zip writer reports a full disk as a bare RuntimeError
+    ("unexpected pos"), while a plain write reports ENOSPC, which becomes "the disk is full".
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
+    return atomic_write(path, lambda f: f.write(data))
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 
 
 def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """``torch.load(weights_only=True)``: refuses pickled code; clear errors for damaged files."""
+    """``torch.load(weights_only=True)``: refuses pickled code; clear errors for damaged files.
+
+    The file is sniffed first (a PyTorch file is a zip archive) and memory-mapped rather than
+    read whole, so a huge or random file costs neither time nor memory.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointLoadError(f"checkpoint not found: {path}")
     try:
-        data = path.read_bytes()
-        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise CheckpointLoadError(f"cannot read {path}: {err.strerror or err}") from None
+    if head != _ZIP_MAGIC:
+        raise CheckpointLoadError(f"checkpoint {path} is damaged or not a PyTorch file (no zip header)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported object"
         raise CheckpointLoadError(

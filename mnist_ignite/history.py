@@ -5,7 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["History", "seed_results"]
+__all__ = ["RECORD_KEYS", "History", "make_record", "seed_results"]
+
+# the epoch record (trainer.state.record, a row of metrics.json / metrics.csv), in column order
+RECORD_KEYS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",  # %, the seed's running correct/processed over the epoch
+    "test_loss",
+    "test_acc",  # %
+    "train_seconds",
+    "eval_seconds",
+    "train_images_per_second",
+)
+
+
+def make_record(**values: Any) -> dict[str, Any]:
+    """An epoch record with exactly :data:`RECORD_KEYS`, in that order."""
+    missing, extra = set(RECORD_KEYS) - set(values), set(values) - set(RECORD_KEYS)
+    if missing or extra:
+        raise ValueError(f"epoch record keys: missing {sorted(missing)}, unknown {sorted(extra)}")
+    return {k: values[k] for k in RECORD_KEYS}
 
 
 def seed_results(rows: list[dict[str, Any]]) -> dict[str, list[float]]:

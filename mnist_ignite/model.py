@@ -14,6 +14,7 @@ Notebook flow (unchanged from the seed but for the imports)::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ignite.engine import Events
 
 __all__ = ["Model", "Net", "summary"]
 
@@ -87,17 +89,24 @@ def summary(model: nn.Module, input_size: Sequence[int] = (1, 28, 28)) -> str:
 class Model:
     """The seed's ``Model``: SGD + StepLR(15, 0.1) on the Net, one epoch per ``train()``/``test()``.
 
-    It runs on the project's Ignite trainer and evaluator with the same plugins as the CLI
-    (``lr_schedule`` and ``progress`` by default), over any loaders the caller builds.
+    A face over the same run-builder as the CLI (:func:`mnist_ignite.run.build_run`): the same
+    engines, evaluation record, history and plugins (``lr_schedule`` and ``progress`` by default;
+    ``plots``, ``history``, ``checkpoint``, ``early_stopping``, ``visdom`` ... work the same way),
+    over any loaders the caller builds.
 
     Args:
         train_loader: iterable of ``(images, labels)`` batches with ``len()``.
         test_loader: the same for evaluation.
         lr: SGD learning rate (``learning_rate=`` is accepted too, as in the seed).
         momentum: SGD momentum.
+        net: the network to train (default: the seed's :class:`Net`); it maps (B, 1, 28, 28) to
+            (B, 10) log-probabilities or logits.
         device: ``auto`` (cuda, mps, cpu) or a device name.
-        handlers: plugin names or specs to attach (see ``mnist-ignite --list-handlers``).
-        output_dir: where file-writing plugins put their files.
+        handlers: plugins to attach: names or specs (see ``mnist-ignite --list-handlers``),
+            plugin objects, or plain ``attach(ctx)`` functions.
+        output_dir: where file-writing plugins put their files (default ``runs/<timestamp>``,
+            created only when a plugin writes).
+        **options: handler options by name, e.g. ``patience=2`` for ``early_stopping``.
     """
 
     def __init__(
@@ -108,42 +117,48 @@ class Model:
         momentum: float = 0.9,
         *,
         learning_rate: float | None = None,
+        net: nn.Module | None = None,
         device: str = "auto",
-        handlers: Sequence[str] = ("lr_schedule", "progress"),
-        output_dir: str | Path = ".",
+        handlers: Sequence[Any] = ("lr_schedule", "progress"),
+        output_dir: str | Path | None = None,
+        **options: Any,
     ) -> None:
         from mnist_ignite.config import Config
-        from mnist_ignite.engine import create_evaluator, create_trainer, select_device
-        from mnist_ignite.plugins import RunContext, build_plugin, guarded_attach, load_plugin_class
+        from mnist_ignite.engine import select_device
+        from mnist_ignite.plugins import as_plugin, close_plugins
+        from mnist_ignite.run import build_plugins, build_run, resolve_output_dir, validate
 
         self.train_loader = train_loader
         self.test_loader = test_loader
         self.lr = lr if learning_rate is None else learning_rate
         self.momentum = momentum
-        self.device = select_device(device)
-        self.model = Net().to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=momentum)
-        self.trainer = create_trainer(self.model, self.optimizer, self.device)
-        self.evaluator = create_evaluator(self.model, self.device)
-        self.results: dict[str, list[float]] = {"train_losses": [], "train_acc": [], "test_losses": [], "test_acc": []}
-        self.config = Config(lr=self.lr, momentum=momentum, device=device, handlers=list(handlers))
-        self.ctx = RunContext(
-            trainer=self.trainer,
-            evaluator=self.evaluator,
-            model=self.model,
-            optimizer=self.optimizer,
-            config=self.config,
-            output_dir=Path(output_dir),
-            device=self.device,
-            train_data=train_loader,
-            eval_data=test_loader,
-            epoch_length=len(train_loader),  # type: ignore[arg-type]
+        self.config = Config(
+            lr=self.lr,
+            momentum=momentum,
+            device=device,
+            handlers=[h for h in handlers if isinstance(h, str)],
+            options=options,
+            output_dir=str(output_dir or ""),
         )
-        for spec in handlers:
-            plugin = build_plugin(spec, load_plugin_class(spec), {})
-            with guarded_attach(plugin.name, self.trainer, self.evaluator):
-                plugin.attach(self.ctx)
-            self.ctx.plugins.append(plugin)
+        validate(self.config)
+        self.config.output_dir = str(resolve_output_dir(self.config))
+        self.device = select_device(device)
+        self.ctx = build_run(
+            self.config,
+            self.device,
+            train_loader,
+            test_loader,
+            net=net,
+            plugins=build_plugins(self.config, [as_plugin(h) for h in handlers if not isinstance(h, str)]),
+            quiet=True,  # the seed's own lines: "Epoch N", "Test set: ..."
+        )
+        self.model, self.optimizer = self.ctx.model, self.ctx.optimizer
+        self.trainer, self.evaluator = self.ctx.trainer, self.ctx.evaluator
+        self.results: dict[str, list[float]] = {"train_losses": [], "train_acc": [], "test_losses": [], "test_acc": []}
+        self.stopped = False  # a handler (early stopping, time limit) ended training
+        self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
+        self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))
+        self._finalizer = weakref.finalize(self, close_plugins, list(self.ctx.plugins))
 
     @staticmethod
     def check_cuda_availability() -> bool:
@@ -152,24 +167,37 @@ class Model:
         print("CUDA Available?", available)
         return available
 
-    def show_summary(self, input_size: Sequence[int] = (1, 28, 28)) -> str:
-        """Print the layer table and return it."""
-        text = summary(self.model, input_size)
-        print(text)
-        return text
+    def show_summary(self, input_size: Sequence[int] = (1, 28, 28)) -> None:
+        """Print the layer table (returns nothing, so a notebook cell does not echo it twice)."""
+        print(summary(self.model, input_size))
 
     def train(self) -> tuple[float, float]:
-        """Train one epoch; append and return (running loss, running accuracy %)."""
-        state = self.trainer.run(self.train_loader, max_epochs=self.trainer.state.epoch + 1)
-        loss, acc = float(state.metrics["train_loss"]), 100.0 * float(state.metrics["train_acc"])
+        """Train one epoch (its evaluation follows, as in every run); append and return (loss, accuracy %)."""
+        epoch = self.trainer.state.epoch
+        state = self.trainer.run(self.train_loader, max_epochs=epoch + 1)
+        # a handler may stop the epoch early (time limit): then the running values so far
+        running = {name: m.compute() for name, m in self.trainer.train_metrics.metrics.items()}
+        values = {name: state.metrics.get(name, running[name]) for name in running}
+        loss, acc = float(values["train_loss"]), 100.0 * float(values["train_acc"])
+        record = getattr(state, "record", None)
+        self._unread_record = record is not None and record["epoch"] == epoch + 1
         self.results["train_losses"].append(loss)
         self.results["train_acc"].append(acc)
         return loss, acc
 
     def test(self) -> tuple[float, float]:
-        """Evaluate without gradients; append and return (mean loss, accuracy %)."""
-        metrics = self.evaluator.run(self.test_loader).metrics
-        loss, acc = float(metrics["loss"]), 100.0 * float(metrics["accuracy"])
+        """Test without gradients; append and return (mean loss, accuracy %).
+
+        Right after ``train()`` this is the evaluation that ran at the end of that epoch (the one
+        the plugins saw); otherwise the evaluator runs now.
+        """
+        if self._unread_record:
+            record = self.trainer.state.record
+            loss, acc = record["test_loss"], record["test_acc"]
+            self._unread_record = False
+        else:
+            metrics = self.evaluator.run(self.test_loader).metrics
+            loss, acc = float(metrics["loss"]), 100.0 * float(metrics["accuracy"])
         self.results["test_losses"].append(loss)
         self.results["test_acc"].append(acc)
         print(f"Test set: Average loss: {loss:.4f}, Accuracy: {acc:.2f}%")
@@ -177,8 +205,19 @@ class Model:
 
     def run(self, num_epochs: int = 20) -> dict[str, list[float]]:
         """The seed's loop: train and test each epoch (the LR schedule steps on trainer events)."""
-        for epoch in range(1, num_epochs + 1):
-            print(f"Epoch {epoch}")
+        self.config.epochs = self.trainer.state.epoch + num_epochs
+        for _ in range(num_epochs):
+            print(f"Epoch {self.trainer.state.epoch + 1}")
             self.train()
             self.test()
+            if self.stopped:
+                print(f"stopped by a handler after epoch {self.trainer.state.epoch}")
+                break
         return self.results
+
+    def close(self) -> None:
+        """End the run for the plugins (queued dashboard events sent, writer threads joined).
+
+        Also done when the ``Model`` is garbage-collected or the interpreter exits.
+        """
+        self._finalizer()

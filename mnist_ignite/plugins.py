@@ -5,13 +5,21 @@ A plugin is an object with a ``name`` and ``attach(ctx)``; it hooks itself onto 
 
 * ``description`` (one line for ``--list-handlers``) and ``options``: a tuple of :class:`Option`,
   shown in ``--help`` once the plugin is enabled and passed to the constructor as keywords;
-* ``order``: attach order (lower first; the checkpoint plugin goes last so it saves the others);
-* ``state_dict()`` / ``load_state_dict(state)``: the plugin's state rides inside checkpoints.
-  It must hold only tensors, numbers, strings, lists and dicts (checkpoints load with
-  ``weights_only=True``).
+* ``state_dict()`` / ``load_state_dict(state)``: the plugin's state rides inside checkpoints,
+  under the plugin's name, whatever order plugins attach in. It must hold only tensors, numbers,
+  strings, lists and dicts (checkpoints load with ``weights_only=True``); anything else fails at
+  the first checkpoint, naming the plugin.
+* ``close()``: called once by the core when the run ends, succeeded or failed. (Never listen to
+  ``Events.EXCEPTION_RAISED``: a handler there makes Ignite swallow every exception.)
 
-At the trainer's ``EPOCH_COMPLETED`` the evaluation has run and ``ctx.trainer.state.record``
-holds the epoch's numbers (the row of metrics.json).
+A plain function ``attach(ctx)`` is a plugin too (named after the function).
+
+Plugins attach in the order they are enabled and see the run through :class:`RunContext`. At the
+trainer's ``EPOCH_COMPLETED`` the evaluation has run and ``ctx.trainer.state.record`` holds the
+epoch's numbers (the row of metrics.json). Two events of the core's own (:class:`RunEvents`) need
+no ordering numbers: ``READY`` fires once every plugin is attached (a checkpoint is restored
+there, so every plugin gets its state back), ``EPOCH_END`` after every ``EPOCH_COMPLETED``
+handler (the epoch's state is complete: checkpoints are saved there).
 
 Plugins are found by name (built-ins and the ``mnist_ignite.handlers`` entry-point group),
 as ``package.module:Attr``, or as ``path/to/file.py:Attr``.
@@ -19,6 +27,7 @@ as ``package.module:Attr``, or as ``path/to/file.py:Attr``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.metadata
@@ -32,8 +41,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, EventEnum
 from ignite.engine.engine import _EngineTerminateException, _EngineTerminateSingleEpochException
+
+from mnist_ignite.files import CheckpointLoadError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -41,10 +52,15 @@ __all__ = [
     "Plugin",
     "PluginError",
     "PluginLoadError",
+    "PluginStates",
     "RunContext",
+    "RunEvents",
     "StopTraining",
+    "as_plugin",
+    "attach_plugin",
     "available_plugins",
     "build_plugin",
+    "check_handler_name",
     "close_plugins",
     "guarded_attach",
     "load_plugin_class",
@@ -63,6 +79,8 @@ BUILTINS: dict[str, str] = {
     "time_limit": "mnist_ignite.handlers.time_limit:TimeLimitPlugin",
     "plots": "mnist_ignite.handlers.plots:PlotsPlugin",
     "visdom": "mnist_ignite.handlers.visdom_monitor:VisdomPlugin",
+    "tensorboard": "mnist_ignite.handlers.tensorboard:TensorBoardPlugin",
+    "mlflow": "mnist_ignite.handlers.mlflow:MLflowPlugin",
 }
 
 
@@ -82,11 +100,18 @@ class StopTraining(Exception):
 
 
 class PluginError(RuntimeError):
-    """An exception raised inside a plugin's handler, naming the plugin and the event."""
+    """An exception raised inside a plugin (its ``attach`` or a handler), naming the plugin and where."""
 
     def __init__(self, plugin: str, event: str, error: BaseException) -> None:
-        super().__init__(f"plugin {plugin!r} failed on {event}: {type(error).__name__}: {error}")
+        super().__init__(f"handler {plugin!r} failed in {event}: {type(error).__name__}: {error}")
         self.plugin, self.event, self.error = plugin, event, error
+
+
+class RunEvents(EventEnum):
+    """The core's own trainer events (see the module docstring)."""
+
+    READY = "ready"
+    EPOCH_END = "epoch_end"
 
 
 @dataclass(frozen=True)
@@ -132,7 +157,6 @@ class Plugin:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
-    order: ClassVar[int] = 50
 
     def __init__(self, **values: Any) -> None:
         known = {o.dest: o for o in self.options}
@@ -165,12 +189,22 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+def check_handler_name(spec: str) -> None:
+    """Refuse a handler name that is neither known nor a ``module:Attr`` / ``file.py:Attr`` spec."""
+    found = available_plugins()
+    if spec in found or ":" in spec:
+        return
+    close = difflib.get_close_matches(spec, list(found), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise PluginLoadError(
+        f"unknown handler {spec!r}; {hint}available: {', '.join(sorted(found))} (or module:Attr, file.py:Attr)"
+    )
+
+
 def load_plugin_class(spec: str) -> type:
     """Resolve ``NAME``, ``package.module:Attr`` or ``path/to/file.py:Attr`` to a plugin class."""
+    check_handler_name(spec)
     target = available_plugins().get(spec, spec)
-    if ":" not in target:
-        known = ", ".join(sorted(available_plugins()))
-        raise PluginLoadError(f"unknown handler {spec!r}; available: {known} (or module:Attr, file.py:Attr)")
     where, _, attr = target.rpartition(":")
     try:
         if where.endswith(".py"):
@@ -188,17 +222,40 @@ def load_plugin_class(spec: str) -> type:
         obj = getattr(module, attr)
     except AttributeError:
         raise PluginLoadError(f"handler {spec!r}: {where} has no attribute {attr!r}") from None
+    if inspect.isfunction(obj):
+        return _function_plugin(obj)
     if not inspect.isclass(obj) or not callable(getattr(obj, "attach", None)):
-        raise PluginLoadError(f"handler {spec!r}: {target} is not a plugin class (a class with attach(ctx))")
+        raise PluginLoadError(
+            f"handler {spec!r}: {target} is not a plugin (a class with attach(ctx), or a function attach(ctx))"
+        )
     return obj
 
 
+def _function_plugin(func: Callable[[RunContext], None]) -> type:
+    """A plugin class around a plain ``attach(ctx)`` function (Ignite takes any callable as a handler)."""
+    doc = (func.__doc__ or "").strip().splitlines()
+    return type(
+        func.__name__,
+        (),
+        {"name": func.__name__, "description": doc[0] if doc else "", "attach": staticmethod(func)},
+    )
+
+
+def as_plugin(obj: Any) -> Any:
+    """A ready plugin object as it is, or a plain ``attach(ctx)`` function made into one."""
+    if callable(getattr(obj, "attach", None)):
+        return obj
+    if inspect.isfunction(obj):
+        return _function_plugin(obj)()
+    raise PluginLoadError(f"{obj!r} is not a plugin (an object with attach(ctx), or a function attach(ctx))")
+
+
 def build_plugin(spec: str, cls: type, values: dict[str, Any]) -> Any:
-    """Instantiate ``cls`` with its option values; a refusal becomes a :class:`PluginLoadError`."""
+    """Instantiate ``cls`` with its options; a refusal (bad value, missing package) is a :class:`PluginLoadError`."""
     try:
         plugin = cls(**values)
     except Exception as err:
-        raise PluginLoadError(f"handler {spec!r}: bad option value: {err}") from None
+        raise PluginLoadError(f"handler {spec!r}: {err}") from None
     if not getattr(plugin, "name", None):
         plugin.name = spec  # type: ignore[attr-defined]
     return plugin
@@ -230,6 +287,86 @@ def _event_name(event: Any) -> str:
 
 
 _CONTROL_FLOW = (_EngineTerminateException, _EngineTerminateSingleEpochException)
+# errors that already say what went wrong in the user's terms
+_PASS_THROUGH = (PluginError, StopTraining, CheckpointLoadError, PluginLoadError, *_CONTROL_FLOW)
+
+
+def attach_plugin(plugin: Any, ctx: RunContext) -> None:
+    """Attach ``plugin``; a failure in ``attach`` or later in any handler it registers names it."""
+    with guarded_attach(plugin.name, ctx.trainer, ctx.evaluator):
+        try:
+            plugin.attach(ctx)
+        except _PASS_THROUGH:
+            raise
+        except Exception as err:
+            raise PluginError(plugin.name, "attach", err) from err
+    ctx.plugins.append(plugin)
+
+
+_SAFE_LEAVES = (torch.Tensor, int, float, bool, str, bytes, type(None))
+
+
+def _unsafe_path(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds something ``torch.load(weights_only=True)`` would refuse (None when all is fine)."""
+    if isinstance(value, _SAFE_LEAVES):
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                return f"{path}[{k!r}] (key of type {type(k).__name__})"
+            found = _unsafe_path(v, f"{path}[{k!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _unsafe_path(v, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return f"{path or 'the state'} (a {type(value).__module__}.{type(value).__qualname__})"
+
+
+class PluginStates:
+    """Every stateful plugin's ``state_dict()``, keyed by plugin name: one entry of the checkpoint.
+
+    Built by the core over the live list of attached plugins, so a checkpoint restored at
+    ``RunEvents.READY`` gives each plugin its state whatever order they attached in. A state that
+    a weights-only load would refuse fails here, at saving time, naming the plugin.
+    """
+
+    def __init__(self, plugins: list[Any]) -> None:
+        self.plugins = plugins
+
+    def _stateful(self) -> dict[str, Any]:
+        return {p.name: p for p in self.plugins if callable(getattr(p, "state_dict", None))}
+
+    def state_dict(self) -> dict[str, Any]:
+        states = {}
+        for name, plugin in self._stateful().items():
+            state = plugin.state_dict()
+            bad = _unsafe_path(state)
+            if bad:
+                raise PluginError(
+                    name,
+                    "state_dict",
+                    TypeError(f"{bad} cannot go in a checkpoint: use tensors, numbers, strings, lists and dicts"),
+                )
+            states[name] = state
+        return states
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        stateful = self._stateful()
+        for name, plugin_state in state.items():
+            if name in stateful:
+                stateful[name].load_state_dict(plugin_state)
+            else:
+                print(
+                    f"mnist-ignite: warning: the checkpoint holds state of handler {name!r}, "
+                    "which is not enabled: ignored",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 @contextmanager
@@ -245,7 +382,7 @@ def guarded_attach(name: str, *engines: Engine) -> Iterator[None]:
             def guarded(*a: Any, **kw: Any) -> Any:
                 try:
                     return handler(*a, **kw)
-                except (PluginError, StopTraining, *_CONTROL_FLOW):
+                except _PASS_THROUGH:
                     raise
                 except Exception as err:
                     raise PluginError(name, f"{role} {_event_name(event_name)}", err) from err

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,24 +26,47 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.utils import manual_seed
 
-from mnist_ignite.config import Config, ConfigError
+from mnist_ignite.config import Config, ConfigError, check_settings
 from mnist_ignite.data import (
+    DataError,
     TensorEvalLoader,
     TensorTrainLoader,
     get_test_transforms,
     get_train_transforms,
     load_mnist,
     make_torchvision_loader,
+    read_mnist,
 )
 from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precision, select_device
-from mnist_ignite.files import prepare_output_dir, save_json, save_torch
-from mnist_ignite.history import History
+from mnist_ignite.files import CheckpointLoadError, save_json, save_torch
+from mnist_ignite.history import History, make_record
 from mnist_ignite.model import Net
-from mnist_ignite.plugins import RunContext, build_plugin, close_plugins, guarded_attach, load_plugin_class
+from mnist_ignite.plugins import (
+    PluginStates,
+    RunContext,
+    RunEvents,
+    StopTraining,
+    attach_plugin,
+    build_plugin,
+    close_plugins,
+    load_plugin_class,
+)
+from mnist_ignite.report import StartupClock, footer, header, process_seconds, summarize, write_results
+from mnist_ignite.rundir import RunDir
 
-__all__ = ["Interrupted", "build_plugins", "resolve_output_dir", "train", "validate"]
+__all__ = ["Interrupted", "RunSettings", "build_plugins", "build_run", "fit", "resolve_output_dir", "train", "validate"]
 
-PIPELINES = ("tensor", "torchvision")
+# what makes a run the run it is: a resume must keep these (RunSettings)
+RESUME_DEFINING = (
+    "max_train_samples",
+    "max_eval_samples",
+    "batch_size",
+    "seed",
+    "lr",
+    "momentum",
+    "pipeline",
+    "precision",
+)
 
 
 class Interrupted(Exception):
@@ -57,24 +80,19 @@ class Interrupted(Exception):
 
 
 def validate(config: Config) -> None:
-    """Reject impossible settings before anything heavy happens."""
+    """Reject impossible settings before anything heavy happens (each rule is declared on ``Config``)."""
+    check_settings(config)
     checks = [
-        (config.epochs >= 1, f"--epochs must be >= 1 (got {config.epochs})"),
-        (config.batch_size >= 1, f"--batch-size must be >= 1 (got {config.batch_size})"),
-        (config.eval_batch_size >= 1, f"--eval-batch-size must be >= 1 (got {config.eval_batch_size})"),
-        (config.lr > 0 and math.isfinite(config.lr), f"--lr must be a positive number (got {config.lr})"),
-        (config.momentum >= 0, f"--momentum must be >= 0 (got {config.momentum})"),
-        (config.num_workers >= 0, f"--num-workers must be >= 0 (got {config.num_workers})"),
-        (config.max_train_samples is None or config.max_train_samples >= 1, "--max-train-samples must be >= 1"),
-        (config.max_eval_samples is None or config.max_eval_samples >= 1, "--max-eval-samples must be >= 1"),
-        (config.pipeline in PIPELINES, f"--pipeline must be one of {', '.join(PIPELINES)}"),
-        (config.nproc_per_node >= 1, "--nproc-per-node must be >= 1"),
         (config.nnodes >= 1 and 0 <= config.node_rank < config.nnodes, "--node-rank must be in [0, --nnodes)"),
         (
             config.batch_size >= config.nproc_per_node * config.nnodes,
             "--batch-size is the global batch: it must be >= the number of processes",
         ),
-        (config.backend in (None, "gloo", "nccl"), f"--backend must be gloo or nccl (got {config.backend})"),
+        (
+            not config.resume or "checkpoint" in config.handlers,
+            "--resume needs the checkpoint handler, which is disabled (--no-handler checkpoint)",
+        ),
+        (not (config.resume and config.overwrite), "--resume and --overwrite contradict each other: choose one"),
     ]
     for ok, message in checks:
         if not ok:
@@ -113,8 +131,20 @@ def _sync(device: torch.device) -> None:
 def _build_data(config: Config, device: torch.device, rank: int, world: int) -> tuple[Any, Any]:
     """Training and evaluation iterables for the configured pipeline, sharded by rank."""
     tv = config.pipeline == "torchvision"
-    train_set = load_mnist(config.data_dir, True, get_train_transforms() if tv else None, config.download)
-    test_set = load_mnist(config.data_dir, False, get_test_transforms() if tv else None, config.download)
+    if tv:  # the seed's PIL path: torchvision datasets with transforms
+        train_set = load_mnist(config.data_dir, True, get_train_transforms(), config.download)
+        test_set = load_mnist(config.data_dir, False, get_test_transforms(), config.download)
+    else:  # idx files straight into tensors: no torchvision import, no dataset objects
+        train_set = read_mnist(config.data_dir, True, config.download)
+        test_set = read_mnist(config.data_dir, False, config.download)
+    for name, dataset in (("training", train_set), ("test", test_set)):
+        bad = ((dataset.targets < 0) | (dataset.targets > 9)).nonzero().flatten()
+        if len(bad):  # nll_loss would fail deep inside a step, or silently count as wrong on a GPU
+            i = int(bad[0])
+            raise DataError(
+                f"MNIST {name} label #{i} is {int(dataset.targets[i])}, not a digit 0-9 "
+                f"({len(bad)} such label(s)): the labels file under {config.data_dir} is damaged"
+            )
     if tv:
         if world > 1:
             raise ConfigError("--nproc-per-node > 1 runs on --pipeline tensor (each rank takes its shard)")
@@ -165,8 +195,13 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
     )
 
 
-def _attach_evaluation(ctx: RunContext, history: History, quiet: bool) -> None:
-    """Evaluate after each training epoch and publish the epoch's row as ``trainer.state.record``."""
+def _attach_evaluation(ctx: RunContext, quiet: bool) -> None:
+    """Evaluate after each training epoch and publish the epoch's row as ``trainer.state.record``.
+
+    Registered before any plugin, so every plugin's ``EPOCH_COMPLETED`` handler sees the row. The
+    epoch line is printed at ``RunEvents.EPOCH_END``, after every plugin (a progress bar has
+    closed its line by then).
+    """
     trainer, evaluator, device = ctx.trainer, ctx.evaluator, ctx.device
     clock = {"start": 0.0, "images": 0}
 
@@ -186,21 +221,25 @@ def _attach_evaluation(ctx: RunContext, history: History, quiet: bool) -> None:
         metrics = evaluator.run(ctx.eval_data).metrics
         eval_seconds = time.perf_counter() - t0
         images = clock["images"] * idist.get_world_size()
-        row = {
-            "epoch": engine.state.epoch,
-            "lr": float(ctx.optimizer.param_groups[0]["lr"]),
-            "train_loss": float(engine.state.metrics["train_loss"]),
-            "train_acc": 100.0 * float(engine.state.metrics["train_acc"]),
-            "test_loss": float(metrics["loss"]),
-            "test_acc": 100.0 * float(metrics["accuracy"]),
-            "train_seconds": round(train_seconds, 4),
-            "eval_seconds": round(eval_seconds, 4),
-            "train_images_per_second": round(images / max(train_seconds, 1e-9), 1),
-        }
-        history.append(row)
+        row = make_record(
+            epoch=engine.state.epoch,
+            lr=float(ctx.optimizer.param_groups[0]["lr"]),
+            train_loss=float(engine.state.metrics["train_loss"]),
+            train_acc=100.0 * float(engine.state.metrics["train_acc"]),
+            test_loss=float(metrics["loss"]),
+            test_acc=100.0 * float(metrics["accuracy"]),
+            train_seconds=round(train_seconds, 4),
+            eval_seconds=round(eval_seconds, 4),
+            train_images_per_second=round(images / max(train_seconds, 1e-9), 1),
+        )
+        ctx.history.append(row)
         engine.state.record = row
-        if not quiet:
-            print(_epoch_line(row, ctx.config.epochs), flush=True)
+
+    if not quiet:
+
+        @trainer.on(RunEvents.EPOCH_END)
+        def _print(engine: Engine) -> None:
+            print(_epoch_line(engine.state.record, ctx.config.epochs), flush=True)
 
 
 class _SignalStop:
@@ -208,50 +247,89 @@ class _SignalStop:
 
     A safe point is the end of an iteration inside an epoch, or the end of the epoch's own handlers
     (evaluation, history, checkpoint): stopping after an epoch's last iteration but before its
-    EPOCH_COMPLETED would leave a checkpoint that counts the epoch as done without its row.
+    EPOCH_COMPLETED would leave a checkpoint that counts the epoch as done without its row. The two
+    checks are separate handlers: ``last_event_name`` cannot tell them apart (Ignite's Checkpoint
+    fires its own ``SAVED_CHECKPOINT`` event in between).
     """
 
     def __init__(self, trainer: Engine) -> None:
         self.trainer, self.signum = trainer, 0
         self.previous: dict[int, Any] = {}
+        self.inside = Events.ITERATION_COMPLETED(event_filter=lambda e, i: i % e.state.epoch_length != 0)
 
     def __enter__(self) -> _SignalStop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self.previous[sig] = signal.signal(sig, self._handle)
         # registered after every plugin, so they all see the event before the stop
-        self.trainer.add_event_handler(Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED, self._stop_here)
+        self.trainer.add_event_handler(self.inside, self._stop_here)
+        self.trainer.add_event_handler(RunEvents.EPOCH_END, self._stop_here)
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        if self.signum:  # a second signal: stop now
+        if self.signum:  # a second signal: stop now, without saving
             raise KeyboardInterrupt
         self.signum = signum
 
     def _stop_here(self, engine: Engine) -> None:
-        epoch_end = engine.last_event_name == Events.EPOCH_COMPLETED
-        if self.signum and (epoch_end or engine.state.iteration % engine.state.epoch_length):
+        if self.signum:
             engine.terminate()
 
     def __exit__(self, *exc: Any) -> None:
+        self.trainer.remove_event_handler(self._stop_here, self.inside)
+        self.trainer.remove_event_handler(self._stop_here, RunEvents.EPOCH_END)
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
 
-def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: dict[str, Any]) -> None:
-    rank, world = idist.get_rank(), idist.get_world_size()
-    is_main = rank == 0
-    # with several processes on GPUs, each takes cuda:<local rank>
-    device = select_device(config.device) if world == 1 or config.device == "cpu" else idist.device()
-    manual_seed(config.seed)
-    output_dir = Path(config.output_dir)
-    if is_main:
-        save_json(output_dir / "config.json", config.to_dict())
+class RunSettings:
+    """The settings that define a run, saved in every checkpoint and compared on resume.
 
-    train_data, eval_data = _build_data(config, device, rank, world)
+    Resuming with other data, batch size, seed, optimizer, pipeline or precision would not
+    continue the same run: it is refused with the list of differences, unless ``--resume-force``.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def state_dict(self) -> dict[str, Any]:
+        return {key: getattr(self.config, key) for key in RESUME_DEFINING}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        mine = self.state_dict()
+        changed = [f"{k}: {state.get(k)!r} -> {mine[k]!r}" for k in mine if state.get(k) != mine[k]]
+        if changed and not self.config.resume_force:
+            raise CheckpointLoadError(
+                "the checkpoint's run was made with other settings (" + "; ".join(changed) + "). "
+                "Resume with the same values, or --resume-force to continue anyway "
+                "(--epochs, handlers and logging may change on resume)"
+            )
+        if changed:
+            print(f"mnist-ignite: warning: resuming with changed settings: {'; '.join(changed)}", file=sys.stderr)
+
+
+def build_run(
+    config: Config,
+    device: torch.device,
+    train_data: Any,
+    eval_data: Any,
+    *,
+    net: torch.nn.Module | None = None,
+    plugins: Sequence[Any] = (),
+    output_dir: Path | None = None,
+    is_main: bool = True,
+    world: int = 1,
+    quiet: bool = False,
+) -> RunContext:
+    """Wire one run: model, optimizer, engines, evaluation per epoch, history, plugins, checkpoint state.
+
+    The one place a run is built: ``train`` (the CLI) and ``Model`` (the notebook API) both call it.
+    Plugins attach in the given order; ``RunEvents.READY`` then fires (a checkpoint is restored
+    there), so the returned run is ready for ``trainer.run``.
+    """
     dtype = resolve_precision(config.precision, device)
     channels_last = config.channels_last and device.type != "mps"
-    net = Net().to(device)
+    net = (Net() if net is None else net).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = idist.auto_model(net, sync_bn=False) if world > 1 else net
@@ -261,7 +339,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     forward = torch.compile(model) if config.compile else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    graphs = config.cuda_graphs and device.type == "cuda" and world == 1 and config.pipeline == "tensor"
+    graphs = config.cuda_graphs and device.type == "cuda" and world == 1 and isinstance(train_data, TensorTrainLoader)
     trainer = create_trainer(
         model,
         optimizer,
@@ -274,8 +352,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     evaluator = create_evaluator(model, device, dtype, channels_last)
     for engine in (trainer, evaluator):  # failures are reported once, by the CLI, in plain words
         engine.logger.setLevel(logging.CRITICAL)
-    data = _ResumableData(train_data, trainer) if isinstance(train_data, TensorTrainLoader) else train_data
-
+    trainer.register_events(*RunEvents)
     history = History()
     ctx = RunContext(
         trainer=trainer,
@@ -283,45 +360,97 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         model=net,
         optimizer=optimizer,
         config=config,
-        output_dir=output_dir,
+        output_dir=Path(config.output_dir) if output_dir is None else output_dir,
         is_main_process=is_main,
         device=device,
         train_data=train_data,
         eval_data=eval_data,
         epoch_length=len(train_data),
         history=history,
-        checkpoint_objects={"trainer": trainer, "train_metrics": trainer.train_metrics, "history": history},
     )
-    _attach_evaluation(ctx, history, quiet=not is_main)
-    plugins = build_plugins(config, extra_plugins)
-    for plugin in sorted(plugins, key=lambda p: getattr(p, "order", 50)):
-        with guarded_attach(plugin.name, trainer, evaluator):
-            plugin.attach(ctx)
-        ctx.plugins.append(plugin)
+    ctx.checkpoint_objects.update(
+        settings=RunSettings(config),
+        plugins=PluginStates(ctx.plugins),  # the live list: every plugin, whatever its attach order
+        trainer=trainer,
+        train_metrics=trainer.train_metrics,
+        history=history,
+    )
+    scaler = getattr(trainer, "grad_scaler", None)
+    if scaler is not None:
+        ctx.checkpoint_objects["grad_scaler"] = scaler
+    _attach_evaluation(ctx, quiet=quiet or not is_main)
+    for plugin in plugins:
+        attach_plugin(plugin, ctx)
+    # after every plugin's EPOCH_COMPLETED handler: the epoch is complete, checkpoints save now
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.fire_event(RunEvents.EPOCH_END))
+    trainer.fire_event(RunEvents.READY)
+    return ctx
 
-    if trainer.state.epoch >= config.epochs and trainer.state.iteration > 0:
-        if is_main:
-            print(
-                f"nothing to do: the checkpoint already holds {trainer.state.epoch} epochs (--epochs {config.epochs})"
-            )
-    else:
-        try:
-            with _SignalStop(trainer) as stop:
-                trainer.run(data, max_epochs=config.epochs)
-        finally:
-            close_plugins(ctx.plugins)
-        if stop.signum:
-            raise Interrupted(stop.signum, output_dir)
-        state = trainer.state
-        if is_main and (state.epoch < config.epochs or state.iteration % state.epoch_length):
-            print(
-                f"stopped early by a handler at epoch {state.epoch}, iteration {state.iteration}; "
-                f"--resume auto continues it",
-                flush=True,
-            )
+
+def fit(ctx: RunContext, data: Any, max_epochs: int) -> int:
+    """Run the trainer up to ``max_epochs``, stopping cleanly on SIGINT/SIGTERM; returns the signal (0 if none).
+
+    A non-finite model stops the run (:class:`StopTraining`) rather than finishing as if it had trained.
+    """
+    with _SignalStop(ctx.trainer) as stop:
+        ctx.trainer.run(data, max_epochs=max_epochs)
+    return stop.signum
+
+
+def finite(model: torch.nn.Module) -> bool:
+    """All weights finite (one host sync): a diverged model is never saved."""
+    return bool(torch.stack([torch.isfinite(p.detach()).all() for p in model.parameters()]).all())
+
+
+def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: dict[str, Any]) -> None:
+    rank, world = idist.get_rank(), idist.get_world_size()
+    is_main = rank == 0
+    # with several processes on GPUs, each takes cuda:<local rank>
+    device = select_device(config.device) if world == 1 or config.device == "cpu" else idist.device()
+    manual_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    train_data, eval_data = _build_data(config, device, rank, world)
+    plugins = build_plugins(config, extra_plugins)
+    ctx = build_run(
+        config, device, train_data, eval_data, plugins=plugins, output_dir=output_dir, is_main=is_main, world=world
+    )
+    if is_main:  # after a resume was accepted: the file records the settings this run really uses
+        save_json(output_dir / "config.json", config.to_dict())
+        print(header(ctx), flush=True)
+    trainer = ctx.trainer
+    clock = StartupClock()
+    clock.attach(trainer)
+    data = _ResumableData(train_data, trainer) if isinstance(train_data, TensorTrainLoader) else train_data
+    try:
+        if trainer.state.epoch >= config.epochs and trainer.state.iteration > 0:
+            if is_main:
+                print(
+                    f"nothing to do: the checkpoint already holds {trainer.state.epoch} epochs "
+                    f"(--epochs {config.epochs})"
+                )
+            signum = 0
+        else:
+            signum = fit(ctx, data, config.epochs)
+    finally:
+        out["started"] = trainer.state.iteration > 0
+        close_plugins(ctx.plugins)
+    if signum:
+        raise Interrupted(signum, output_dir)
+    state = trainer.state
+    if is_main and (state.epoch < config.epochs or state.iteration % state.epoch_length):
+        print(
+            f"stopped early by a handler at epoch {state.epoch}, iteration {state.iteration}; "
+            f"--resume auto continues it",
+            flush=True,
+        )
+    if not finite(ctx.model):
+        raise StopTraining("the model's weights are NaN/Inf: final_model.pt not written; lower --lr")
     if is_main:
-        save_torch(output_dir / "final_model.pt", net.state_dict())
-    out["history"] = history.rows
+        save_torch(output_dir / "final_model.pt", ctx.model.state_dict())
+        results = summarize(ctx, clock.seconds, process_seconds())
+        write_results(ctx, results)
+        print(footer(ctx, results), flush=True)
+    out["history"] = ctx.history.rows
 
 
 def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -333,20 +462,34 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """
     validate(config)
     build_plugins(config)  # fail on a bad plugin before any data or process is touched (each worker rebuilds)
-    config.output_dir = str(prepare_output_dir(resolve_output_dir(config)))
-    out: dict[str, Any] = {}
     torchrun = _launched_by_torchrun()
-    if config.nproc_per_node > 1 or config.nnodes > 1 or torchrun:
-        backend = config.backend or ("nccl" if select_device(config.device).type == "cuda" else "gloo")
-        spawn: dict[str, Any] = {}
-        if not torchrun:  # idist.Parallel spawns the processes itself
-            spawn = {"nproc_per_node": config.nproc_per_node, "nnodes": config.nnodes, "node_rank": config.node_rank}
-            if config.nnodes > 1:
-                spawn |= {"master_addr": config.master_addr, "master_port": config.master_port}
-        with idist.Parallel(backend=backend, **spawn) as parallel:
-            parallel.run(_worker, config, plugins, out)
+    claim = not torchrun or int(os.environ.get("RANK", "0")) == 0
+    rundir = RunDir(resolve_output_dir(config), resume=bool(config.resume), overwrite=config.overwrite)
+    if claim:
+        config.output_dir = str(rundir.claim())
     else:
-        _worker(0, config, plugins, out)
+        config.output_dir = str(rundir.path)
+    out: dict[str, Any] = {}
+    try:
+        if config.nproc_per_node > 1 or config.nnodes > 1 or torchrun:
+            backend = config.backend or ("nccl" if select_device(config.device).type == "cuda" else "gloo")
+            spawn: dict[str, Any] = {}
+            if not torchrun:  # idist.Parallel spawns the processes itself
+                spawn = {
+                    "nproc_per_node": config.nproc_per_node,
+                    "nnodes": config.nnodes,
+                    "node_rank": config.node_rank,
+                }
+                if config.nnodes > 1:
+                    spawn |= {"master_addr": config.master_addr, "master_port": config.master_port}
+            with idist.Parallel(backend=backend, **spawn) as parallel:
+                parallel.run(_worker, config, plugins, out)
+        else:
+            _worker(0, config, plugins, out)
+    finally:
+        if claim:
+            started = out.get("started", "history" in out or (Path(config.output_dir) / "metrics.json").exists())
+            rundir.release(started=started)
     if "history" not in out:  # spawned workers return nothing: read what rank 0 wrote
         return _read_history(Path(config.output_dir))
     return out["history"]

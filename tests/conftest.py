@@ -23,7 +23,7 @@ def data_dir() -> str:
 
 
 def small_args(data_dir: str, out: Path, *extra: str, train: int = 512, eval_: int = 256) -> list[str]:
-    """Arguments of a quick CPU run on subsets."""
+    """Arguments of a quick CPU run on subsets, with the default handlers on (as users run it)."""
     return [
         "--data-dir",
         data_dir,
@@ -35,7 +35,6 @@ def small_args(data_dir: str, out: Path, *extra: str, train: int = 512, eval_: i
         str(train),
         "--max-eval-samples",
         str(eval_),
-        "--no-plots",
         "--no-download",
         *extra,
     ]

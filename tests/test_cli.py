@@ -56,7 +56,7 @@ def test_same_seed_gives_identical_metrics_and_weights(data_dir: str, tmp_path: 
     ("args", "message"),
     [
         (["--epochs", "0"], "--epochs: must be > 0"),
-        (["--lr", "-1"], "--lr: must be > 0"),
+        (["--lr", "-1"], "--lr: must be a finite number > 0"),
         (["--batch-size", "0"], "--batch-size: must be > 0"),
         (["--device", "tpu"], "--device: invalid choice: 'tpu'"),
         (["--epochs", "two"], "not a valid int"),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main, parse_config
-from mnist_ignite.config import DEFAULT_HANDLERS, ConfigError, read_toml
+from mnist_ignite.config import DEFAULT_HANDLERS, ConfigError, read_toml, settings
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -49,3 +49,45 @@ def test_switches_enable_and_disable_handlers() -> None:
     c = parse_config(["--no-plots", "--no-progress", "--handler", "time_limit", "--no-handler", "nan_guard"])
     assert "plots" not in c.handlers and "progress" not in c.handlers and "nan_guard" not in c.handlers
     assert "time_limit" in c.handlers and c.options["time_limit"] == 3600.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epochs = 1.5\n", "epochs must be an integer, got 1.5"),
+        ("epochs = true\n", "epochs must be an integer, got True"),
+        ("lr = []\n", "lr must be a number, got []"),
+        ('handlers = "visdom"\n', "handlers must be a list of handler names"),
+        ("[plots]\nepochs = 3\n", "[plots] sets epochs, a core setting"),
+        ("[nope]\nx = 1\n", "[nope] is not an enabled handler"),
+        ("batch_size = 32\nbatch-size = 64\n", "'batch-size' is set twice"),
+        ("epochs = 0\n", "--epochs must be > 0, got 0"),
+        ('[lr_schedule]\ngamma = "x"\n', "[lr_schedule] gamma must be a number"),
+    ],
+)
+def test_toml_values_are_checked_like_flags(
+    text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", write(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_config_that_is_a_directory_or_not_utf8_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    path = tmp_path / "latin1.toml"
+    path.write_bytes("# caf\xe9\nepochs = 2\n".encode("latin-1"))
+    assert main(["--config", str(path)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_every_setting_is_declared_once_and_drives_the_flags() -> None:
+    from mnist_ignite.cli import build_parser
+
+    flags = {s for a in build_parser()._actions for s in a.option_strings}
+    for f, s in settings():
+        assert (s.flag or "--" + f.name.replace("_", "-")) in flags, f.name
+        assert s.help and s.group

@@ -31,7 +31,6 @@ def test_custom_handler_example_runs(data_dir: str, tmp_path: Path) -> None:
             "cpu",
             "--output-dir",
             str(out),
-            "--no-plots",
         ],
         capture_output=True,
         text=True,

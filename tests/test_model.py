@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from ignite.engine import Events
 from torch.utils.data import DataLoader, Subset
 
 from mnist_ignite import utils
@@ -79,3 +82,72 @@ def test_model_steps_lr_per_epoch_like_the_seed(loaders: tuple[DataLoader, DataL
         lrs.append(model.optimizer.param_groups[0]["lr"])
     assert lrs[:15] == [0.01] * 15
     assert lrs[15:] == pytest.approx([0.001, 0.001])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_every_builtin_handler_works_under_the_notebook_facade(
+    loaders: tuple[DataLoader, DataLoader], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    handlers = ["nan_guard", "lr_schedule", "checkpoint", "history", "progress", "plots", "time_limit", "visdom"]
+    model = Model(
+        *loaders,
+        device="cpu",
+        handlers=[*handlers, "early_stopping"],
+        output_dir=tmp_path,
+        progress_always=True,
+        patience=1,
+        min_delta=100.0,  # no epoch can gain 100 points: early stopping ends the run after epoch 2
+        visdom_port=free_port(),  # no server there: the dashboard goes to visdom.log only
+    )
+    results = model.run(num_epochs=5)
+    model.close()
+    assert model.stopped and model.trainer.state.epoch == 2 and len(results["test_acc"]) == 2
+    rows = json.loads((tmp_path / "metrics.json").read_text())  # history
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["test_acc"] for r in rows] == results["test_acc"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("last_*.pt")) == [
+        "last_checkpoint_10.pt",
+        "last_checkpoint_20.pt",
+    ]
+    assert list((tmp_path / "checkpoints").glob("best_model_*.pt"))
+    for png in ("metrics.png", "samples.png", "confusion_matrix.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 1000, png
+    events = [json.loads(line) for line in (tmp_path / "visdom.log").read_text().splitlines()]
+    assert {msg.get("win") for _, msg in events} >= {"loss", "accuracy", "samples"}
+    err = capsys.readouterr().err
+    assert "train" in err and "%" in err  # the progress bar, forced on outside a terminal
+    assert model.optimizer.param_groups[0]["lr"] == 0.01  # lr_schedule: StepLR(15) has not decayed yet
+
+
+def test_a_diverging_model_stops_with_the_nan_guard(loaders: tuple[DataLoader, DataLoader]) -> None:
+    from mnist_ignite.plugins import StopTraining
+
+    model = Model(*loaders, lr=1e6, device="cpu", handlers=["nan_guard"])
+    with pytest.raises(StopTraining, match="NaN/Inf"):
+        model.run(num_epochs=2)
+
+
+def test_a_plugin_error_under_the_facade_is_raised_naming_it(loaders: tuple[DataLoader, DataLoader]) -> None:
+    from mnist_ignite.plugins import PluginError
+
+    def exploding(ctx):
+        ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: 1 / 0)
+
+    model = Model(*loaders, device="cpu", handlers=["lr_schedule", exploding])  # a plugin object or function too
+    with pytest.raises(PluginError, match="handler 'exploding' failed in trainer EPOCH_COMPLETED: ZeroDivisionError"):
+        model.train()
+
+
+def test_time_limit_stops_the_facade(loaders: tuple[DataLoader, DataLoader]) -> None:
+    model = Model(*loaders, device="cpu", handlers=["time_limit"], time_limit=1)
+    model.trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: __import__("time").sleep(0.15))
+    model.run(num_epochs=3)
+    assert model.stopped and model.trainer.state.epoch == 1  # 10 iterations x 0.15 s > 1 s

@@ -115,7 +115,7 @@ def test_plugin_options_show_in_help_once_enabled(plugin_module: Path, capsys: p
         ("nosuch", "unknown handler 'nosuch'"),
         ("no_such_module_xyz:Thing", "cannot import no_such_module_xyz: ModuleNotFoundError"),
         ("my_plugins:Missing", "has no attribute 'Missing'"),
-        ("my_plugins:NOT_A_CLASS", "is not a plugin class"),
+        ("my_plugins:NOT_A_CLASS", "is not a plugin (a class with attach(ctx), or a function attach(ctx))"),
         ("missing/file.py:Thing", "file not found"),
     ],
 )
@@ -133,7 +133,7 @@ def test_bad_option_value_exits_2_naming_the_plugin(
 ) -> None:
     assert main(["--handler", "my_plugins:Picky", "--level", "0", "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "handler 'my_plugins:Picky': bad option value: level must be >= 1" in err
+    assert "handler 'my_plugins:Picky': level must be >= 1" in err
 
 
 def test_import_error_inside_a_plugin_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,7 +154,7 @@ def test_exception_in_a_plugin_names_it_and_the_event_and_keeps_the_checkpoint(
         env={"PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 1
-    assert "plugin 'exploding' failed on trainer EPOCH_COMPLETED: ValueError: kaboom" in result.stderr
+    assert "handler 'exploding' failed in trainer EPOCH_COMPLETED: ValueError: kaboom" in result.stderr
     assert "Traceback" not in result.stderr
     ckpts = sorted((out / "checkpoints").glob("last_checkpoint_*.pt"))
     assert [p.name for p in ckpts] == ["last_checkpoint_2.pt"]  # epoch 1's; epoch 2 failed before saving
@@ -166,5 +166,110 @@ def test_exception_in_a_plugin_names_it_and_the_event_and_keeps_the_checkpoint(
 def test_build_plugin_wraps_constructor_errors() -> None:
     from mnist_ignite.plugins import build_plugin
 
-    with pytest.raises(PluginLoadError, match="handler 'lr_schedule': bad option value"):
+    with pytest.raises(PluginLoadError, match="handler 'lr_schedule': lr-schedule must be one of"):
         build_plugin("lr_schedule", load_plugin_class("lr_schedule"), {"lr_schedule": "zigzag"})
+
+
+CONTRACT_SOURCE = textwrap.dedent(
+    '''
+    from ignite.engine import Events
+    from mnist_ignite.plugins import Plugin
+
+    class Counter(Plugin):
+        """Counts iterations; its count rides in checkpoints (attached after the checkpoint handler)."""
+        name = "counter"
+
+        def __init__(self):
+            self.count = 0
+
+        def attach(self, ctx):
+            self.ctx = ctx
+            ctx.trainer.add_event_handler(Events.ITERATION_COMPLETED, self.tick)
+            ctx.trainer.add_event_handler(Events.COMPLETED, self.report)
+
+        def tick(self, engine):
+            self.count += 1
+
+        def report(self, engine):
+            (self.ctx.output_dir / "count.txt").write_text(str(self.count))
+
+        def state_dict(self):
+            return {"count": self.count}
+
+        def load_state_dict(self, state):
+            self.count = state["count"]
+
+    class BadState(Plugin):
+        name = "bad_state"
+
+        def attach(self, ctx):
+            pass
+
+        def state_dict(self):
+            return {"when": object()}
+
+    class BrokenAttach(Plugin):
+        name = "broken_attach"
+
+        def attach(self, ctx):
+            raise RuntimeError("no such thing")
+
+    def grad_logger(ctx):
+        """A plain function plugin: writes iterations.txt at the end."""
+        ctx.trainer.add_event_handler(
+            Events.COMPLETED, lambda e: (ctx.output_dir / "iterations.txt").write_text(str(e.state.iteration))
+        )
+    '''
+)
+
+
+@pytest.fixture()
+def contract(tmp_path: Path) -> Path:
+    path = tmp_path / "contract.py"
+    path.write_text(CONTRACT_SOURCE)
+    return path
+
+
+def test_a_plugin_attached_after_the_checkpoint_gets_its_state_back(
+    contract: Path, data_dir: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    counter = ["--handler", f"{contract}:Counter"]
+    assert main(small_args(data_dir, out, "--epochs", "1", *counter, train=128, eval_=64)) == 0
+    assert (out / "count.txt").read_text() == "2"
+    assert main(small_args(data_dir, out, "--epochs", "2", "--resume", "auto", *counter, train=128, eval_=64)) == 0
+    assert (out / "count.txt").read_text() == "4"  # 2 restored + 2 new
+
+
+def test_state_of_a_plugin_no_longer_enabled_resumes_with_a_warning(
+    contract: Path, data_dir: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert main(small_args(data_dir, out, "--epochs", "1", "--handler", f"{contract}:Counter", train=128)) == 0
+    result = run_cli(*small_args(data_dir, out, "--epochs", "2", "--resume", "auto", train=128))
+    assert result.returncode == 0, result.stderr
+    assert "holds state of handler 'counter', which is not enabled" in result.stderr
+
+
+def test_a_state_that_cannot_load_fails_at_the_first_save_naming_the_plugin(
+    contract: Path, data_dir: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli(*small_args(data_dir, out, "--epochs", "2", "--handler", f"{contract}:BadState", train=128))
+    assert result.returncode == 1
+    assert "handler 'bad_state' failed in state_dict" in result.stderr and "builtins.object" in result.stderr
+    assert not list((out / "checkpoints").glob("*.pt"))  # no checkpoint that could not load later
+
+
+def test_a_failing_attach_names_the_handler(contract: Path, data_dir: str, tmp_path: Path) -> None:
+    result = run_cli(*small_args(data_dir, tmp_path / "o", "--handler", f"{contract}:BrokenAttach", train=64))
+    assert result.returncode == 1
+    assert "handler 'broken_attach' failed in attach: RuntimeError: no such thing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_plain_function_is_a_plugin(contract: Path, data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(small_args(data_dir, out, "--epochs", "1", "--handler", f"{contract}:grad_logger", train=128)) == 0
+    assert (out / "iterations.txt").read_text() == "2"
+    assert load_plugin_class(f"{contract}:grad_logger").name == "grad_logger"

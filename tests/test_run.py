@@ -92,3 +92,131 @@ def test_unwritable_output_dir_is_a_clear_error(data_dir: str, tmp_path: Path) -
     result = run_cli(*small_args(data_dir, blocker / "run", "--epochs", "1", train=64, eval_=64))
     assert result.returncode == 1
     assert "cannot" in result.stderr and str(blocker) in result.stderr and "Traceback" not in result.stderr
+
+
+STOPPER = '''
+import os, signal
+from ignite.engine import Events
+
+def sigterm_in_evaluation(ctx):
+    """Sends SIGTERM to this process while epoch 1 is being evaluated."""
+    ctx.evaluator.add_event_handler(
+        Events.STARTED, lambda e: ctx.trainer.state.epoch == 1 and os.kill(os.getpid(), signal.SIGTERM)
+    )
+
+def double_sigint(ctx):
+    """Two SIGINTs in a row, mid-epoch: the second one stops at once."""
+    def twice(engine):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+    ctx.trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), twice)
+'''
+
+
+@pytest.fixture()
+def stopper(tmp_path: Path) -> Path:
+    path = tmp_path / "stopper.py"
+    path.write_text(STOPPER)
+    return path
+
+
+def test_sigterm_during_evaluation_stops_at_that_epoch_end(stopper: Path, data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = run_cli(
+        *small_args(data_dir, out, "--epochs", "3", "--handler", f"{stopper}:sigterm_in_evaluation", train=128)
+    )
+    assert result.returncode == 143, result.stderr
+    assert [r["epoch"] for r in metrics(out)] == [1]  # epoch 2 never ran
+    assert sorted(p.name for p in (out / "checkpoints").glob("last_*.pt")) == ["last_checkpoint_2.pt"]
+    assert not (out / "final_model.pt").exists() and "Traceback" not in result.stderr
+
+
+def test_a_second_sigint_stops_at_once_and_says_nothing_was_saved(stopper: Path, data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "twice"
+    result = run_cli(*small_args(data_dir, out, "--epochs", "2", "--handler", f"{stopper}:double_sigint", train=256))
+    assert result.returncode == 130
+    assert "without saving" in result.stderr and "state saved" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_diverging_run_with_default_handlers_exits_1_without_a_final_model(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "diverged"
+    result = run_cli(*small_args(data_dir, out, "--epochs", "1", "--lr", "1e6", train=256))
+    assert result.returncode == 1
+    assert "NaN/Inf" in result.stderr and "Traceback" not in result.stderr
+    assert not (out / "final_model.pt").exists()
+
+
+def test_labels_out_of_range_are_a_data_error(data_dir: str, tmp_path: Path) -> None:
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (Path(data_dir) / "MNIST" / "raw").glob("*-ubyte"):
+        (raw / f.name).symlink_to(f)
+    labels = raw / "train-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    labels.unlink()
+    data[8 + 5] = 12  # the 6th training label
+    labels.write_bytes(bytes(data))
+    result = run_cli(*small_args(str(tmp_path / "data"), tmp_path / "out", "--epochs", "1", train=64))
+    assert result.returncode == 1
+    assert "label" in result.stderr and "12" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_refuses_changed_settings_unless_forced(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(small_args(data_dir, out, "--epochs", "1", "--seed", "4", train=128)) == 0
+    config = (out / "config.json").read_text()
+    changed = run_cli(
+        *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "5", "--momentum", "0.5", train=128)
+    )
+    assert changed.returncode == 1
+    assert "seed: 4 -> 5" in changed.stderr and "momentum: 0.9 -> 0.5" in changed.stderr
+    assert (out / "config.json").read_text() == config  # nothing recorded for a run that did not happen
+    schedule = run_cli(
+        *small_args(
+            data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "4", "--lr-schedule", "onecycle", train=128
+        )
+    )
+    assert schedule.returncode == 1 and "lr_schedule: 'step' -> 'onecycle'" in schedule.stderr
+    same_iterations = run_cli(
+        *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "4", "--batch-size", "65", train=128)
+    )
+    assert same_iterations.returncode == 1 and "batch_size: 64 -> 65" in same_iterations.stderr
+    forced = run_cli(
+        *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "5", "--resume-force", train=128)
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "resuming with changed settings: seed: 4 -> 5" in forced.stderr
+
+
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(small_args(data_dir, out, "--epochs", "2", "--seed", "4", train=128)) == 0
+    newest = out / "checkpoints" / "last_checkpoint_4.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    result = run_cli(*small_args(data_dir, out, "--epochs", "3", "--seed", "4", "--resume", "auto", train=128))
+    assert result.returncode == 0, result.stderr
+    assert "last_checkpoint_4.pt is damaged" in result.stderr and "trying the previous checkpoint" in result.stderr
+    assert "resumed from" in result.stdout and "last_checkpoint_2.pt" in result.stdout
+    assert [r["epoch"] for r in metrics(out)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--num-workers", "1000"], "--num-workers: must be between 0 and"),
+        (["--seed", "-5"], "--seed: must be between 0 and 2**63 - 1"),
+        (["--seed", str(10**23)], "--seed: must be between 0 and 2**63 - 1"),
+        (["--epocs", "2"], "unknown option --epocs (did you mean --epochs?)"),
+        (["--no-handler", "plot"], "unknown handler 'plot'; did you mean 'plots'?"),
+        (
+            ["--resume", "auto", "--no-handler", "checkpoint", "--output-dir", "x"],
+            "--resume needs the checkpoint handler",
+        ),
+    ],
+)
+def test_bad_usage_is_one_short_line_and_exit_2(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "usage:" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2

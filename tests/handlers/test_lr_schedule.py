@@ -52,4 +52,4 @@ def test_bad_schedule_values_are_usage_errors(capsys: pytest.CaptureFixture[str]
         main(["--lr-schedule", "zigzag"])
     assert exc.value.code == 2
     assert main(["--step-size", "0"]) == 2
-    assert "handler 'lr_schedule': bad option value" in capsys.readouterr().err
+    assert "handler 'lr_schedule': step-size must be >= 1" in capsys.readouterr().err

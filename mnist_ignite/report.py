@@ -1,0 +1,119 @@
+"""What a run tells its user: a header before training, a footer after it, and ``results.json``.
+
+The header says what is about to happen (model, device, precision, data, output folder); the
+footer says what came of it (best and final test accuracy, times, where every file is).
+``results.json`` holds the same numbers for tools (``compare``, repeats, sweeps).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mnist_ignite.files import save_json
+from mnist_ignite.plugins import RunContext
+
+__all__ = ["StartupClock", "footer", "header", "process_seconds", "summarize", "write_results"]
+
+_IMPORTED = time.time()
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (from /proc on Linux; else since mnist_ignite was imported)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time() - _IMPORTED
+
+
+class StartupClock:
+    """Seconds from process start to the first training step (imports, data, model, plugins)."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def attach(self, trainer: Any) -> None:
+        from ignite.engine import Events
+
+        def first_step(_: Any) -> None:
+            self.seconds = process_seconds()
+            trainer.remove_event_handler(first_step, Events.ITERATION_STARTED)
+
+        trainer.add_event_handler(Events.ITERATION_STARTED, first_step)
+
+
+def _count(data: Any) -> int:
+    """Images in a loader: the tensor pipeline's arrays or a DataLoader's dataset."""
+    for attr in ("images", "dataset"):
+        if hasattr(data, attr):
+            return len(getattr(data, attr))
+    return len(data)
+
+
+def header(ctx: RunContext) -> str:
+    """The lines printed before the first step."""
+    c = ctx.config
+    params = sum(p.numel() for p in ctx.model.parameters())
+    from mnist_ignite.engine import choose_precision
+
+    precision = choose_precision(c.precision, ctx.device)
+    lines = [
+        f"mnist-ignite: {type(ctx.model).__name__} ({params:,} parameters) on {ctx.device}, pipeline {c.pipeline}",
+        f"  precision: {precision}",
+        f"  data: {_count(ctx.train_data):,} training / {_count(ctx.eval_data):,} test images from {c.data_dir}; "
+        f"batch {c.batch_size}, {ctx.epoch_length} iterations per epoch, {c.epochs} epochs",
+        f"  handlers: {', '.join(p.name for p in ctx.plugins) or 'none'}",
+        f"  output: {ctx.output_dir}",
+    ]
+    return "\n".join(lines)
+
+
+def summarize(ctx: RunContext, startup_seconds: float | None, total_seconds: float) -> dict[str, Any]:
+    """The run's outcome, written to OUTPUT/results.json."""
+    rows = ctx.history.rows
+    scaler = getattr(ctx.trainer, "grad_scaler", None)
+    best = max(rows, key=lambda r: r["test_acc"]) if rows else None
+    final = rows[-1] if rows else None
+    return {
+        "epochs": final["epoch"] if final else 0,
+        "final_test_acc": final["test_acc"] if final else None,
+        "best_test_acc": best["test_acc"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "train_seconds": round(sum(r["train_seconds"] for r in rows), 3),
+        "eval_seconds": round(sum(r["eval_seconds"] for r in rows), 3),
+        "startup_seconds": None if startup_seconds is None else round(startup_seconds, 3),
+        "total_seconds": round(total_seconds, 3),
+        # fp16 loss scaling: updates skipped because a gradient overflowed (None without fp16)
+        "skipped_steps": None if scaler is None else scaler.skipped_steps,
+    }
+
+
+def write_results(ctx: RunContext, results: dict[str, Any]) -> None:
+    save_json(ctx.output_dir / "results.json", results)
+
+
+def footer(ctx: RunContext, results: dict[str, Any]) -> str:
+    """The lines printed after the last epoch."""
+    out = ctx.output_dir
+    lines = []
+    if results["final_test_acc"] is not None:
+        lines.append(
+            f"done: final test accuracy {results['final_test_acc']:.2f}% (epoch {results['epochs']}), "
+            f"best {results['best_test_acc']:.2f}% (epoch {results['best_epoch']})"
+        )
+    startup = results["startup_seconds"]
+    lines.append(
+        f"  time: {results['total_seconds']:.1f} s in all"
+        + (f", {startup:.1f} s start-up" if startup is not None else "")
+        + f", {results['train_seconds']:.1f} s training, {results['eval_seconds']:.1f} s evaluation"
+    )
+    if results.get("skipped_steps"):
+        lines.append(f"  fp16 loss scaling skipped {results['skipped_steps']} step(s) whose gradients overflowed")
+    names = ("final_model.pt", "metrics.json", "results.json", "plots", "checkpoints", "visdom.log")
+    files = [name for name in names if (out / name).exists()]
+    lines.append(f"  outputs in {out}: {', '.join(files)}")
+    return "\n".join(lines)
