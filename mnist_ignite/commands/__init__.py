@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("mnist_ignite.commands.evaluate", "loss, accuracy, per-class metrics, confusions, top losses"),
     "predict": ("mnist_ignite.commands.predict", "classify digit images (PNG/JPEG, any size) with a model or .onnx"),
     "export": ("mnist_ignite.commands.export", "export to ONNX, TorchScript or ExportedProgram, parity-checked"),
+    "compare": ("mnist_ignite.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
 }
 
 
