@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from conftest import ROOT
 
 NOTEBOOK = ROOT / "examples" / "seed_notebook.ipynb"
 EPOCHS = 2
+KERNEL = "mnist-ignite-test"
 
 
 def _source(cell: Any) -> str:
@@ -62,10 +65,16 @@ def executed(data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[A
         "OUTPUT_DIR": str(out),
     }
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in overrides.items())))
+    # a kernel of this interpreter, whatever kernels the user's Jupyter knows
+    spec = work / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits this environment
+        mp.setenv("JUPYTER_PATH", str(work))
         mp.setenv("MNIST_IGNITE_DATA", data_dir)
         mp.setenv("OMP_NUM_THREADS", "1")
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+        NotebookClient(nb, timeout=600, kernel_name=KERNEL, resources={"metadata": {"path": str(work)}}).execute()
     return nb, out
 
 
