@@ -39,8 +39,8 @@ Classifier = Callable[[torch.Tensor], torch.Tensor]
 def _quiet() -> Iterator[None]:
     """Hide torch's notices that the legacy exporters are deprecated: the user chose them."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.(jit|onnx)")
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.(jit|onnx)")
+        warnings.simplefilter("ignore", FutureWarning)  # only torch's export and load calls run in here
+        warnings.simplefilter("ignore", DeprecationWarning)
         yield
 
 

@@ -1,0 +1,102 @@
+"""``mnist-ignite export``: each format loads back on its own and matches the model at any batch size;
+the parity check really fails on a different model; nothing is left behind on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from mnist_ignite.commands.export import check_parity, export_model, load_exported, main
+from mnist_ignite.trained import load_trained
+
+from conftest import run_cli
+
+FORMATS = [
+    ("onnx", ["--dynamo"], "model.onnx"),
+    ("onnx", ["--no-dynamo", "--opset", "17"], "model.onnx"),
+    ("torchscript", [], "model.torchscript.pt"),
+    ("exported-program", [], "model.pt2"),
+]
+
+
+def _load_independently(fmt: str, path: Path):
+    """The file as a user without this project would load it."""
+    if fmt == "onnx":
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+    if fmt == "torchscript":
+        return torch.jit.load(path)
+    return torch.export.load(path).module()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize(("fmt", "flags", "name"), FORMATS, ids=["onnx-dynamo", "onnx-legacy", "torchscript", "ep"])
+def test_export_loads_back_and_matches(fmt, flags, name, trained_run: Path, data_dir: str, tmp_path: Path, capsys):
+    out = tmp_path / name
+    assert main([str(trained_run), "--format", fmt, *flags, "--output", str(out), "--data-dir", data_dir]) == 0
+    printed = capsys.readouterr().out
+    assert "parity: max |difference|" in printed and "1,000/1,000 predictions identical" in printed
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # one file, no external data, no temp debris
+    model = load_trained(trained_run).model
+    exported = _load_independently(fmt, out)
+    for batch in (1, 7, 64):  # the batch axis is dynamic
+        x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            torch.testing.assert_close(exported(x), model(x), atol=1e-4, rtol=0)
+    if fmt == "onnx":
+        graph = onnx.load(str(out))
+        assert isinstance(ort.InferenceSession(str(out)).get_inputs()[0].shape[0], str)
+        if "--opset" in flags:
+            assert {o.domain: o.version for o in graph.opset_import}[""] == 17
+
+
+def test_default_output_sits_beside_the_model(trained_run: Path, data_dir: str, capsys) -> None:
+    assert main([str(trained_run), "--format", "torchscript", "--data-dir", data_dir, "--check-samples", "50"]) == 0
+    assert (trained_run / "final_model.torchscript.pt").is_file()
+
+
+def test_parity_check_catches_a_different_model(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
+    model = load_trained(trained_run).model
+    path = tmp_path / "m.onnx"
+    export_model(model, "onnx", path)
+    exported = load_exported("onnx", path)
+    x = torch.randn(100, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    same = check_parity(model, exported, x)
+    assert same.ok(1e-4) and same.batch_sizes == (99, 1) and same.samples == 100
+    with torch.no_grad():
+        model.model.fc2.bias[3] += 5.0  # a different model: class 3 favoured
+    other = check_parity(model, exported, x)
+    assert not other.ok(1e-4) and other.max_abs_diff > 1 and other.mismatches > 0
+
+
+def test_failed_parity_leaves_nothing_and_shows_the_numbers(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
+    # ONNX Runtime's kernels round differently from PyTorch's: a zero tolerance cannot be met
+    out = tmp_path / "model.onnx"
+    result = run_cli("export", str(trained_run), "--output", str(out), "--data-dir", data_dir, "--tolerance", "0")
+    assert result.returncode == 1, result.stderr
+    assert "parity check failed, nothing written: max |difference|" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.pt"
+    notes.write_text("hello")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = [
+        ([str(notes)], 1, "is damaged or not a PyTorch file"),
+        ([str(trained_run), "--output", str(blocker / "m.onnx")], 1, "cannot use"),
+        ([str(trained_run), "--format", "torchscript", "--opset", "17"], 2, "apply to --format onnx only"),
+        ([str(trained_run), "--format", "tflite"], 2, "invalid choice"),
+    ]
+    for args, code, message in cases:
+        result = run_cli("export", *args, "--data-dir", data_dir)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "notes.pt"]

@@ -1,0 +1,133 @@
+"""``mnist-ignite predict``: MNIST rendered as big black-on-white PNGs, the ONNX file, outputs, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mnist_ignite.commands import export, predict
+from mnist_ignite.data import load_mnist, normalize
+from mnist_ignite.digits import load_digit
+from mnist_ignite.trained import load_trained
+
+from conftest import run_cli
+
+N = 500
+FIRST = 5000  # images the training fixture's evaluation never saw
+
+
+@pytest.fixture(scope="module")
+def rendered(data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.Tensor, torch.Tensor]:
+    """500 MNIST test digits as people write them: black ink on white paper, at 3x the size (84x84 PNGs)."""
+    ds = load_mnist(data_dir, train=False, download=False)
+    images, labels = ds.data[FIRST : FIRST + N], ds.targets[FIRST : FIRST + N]
+    folder = tmp_path_factory.mktemp("digits")
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        paper = Image.fromarray(255 - img.numpy()).resize((84, 84), Image.Resampling.BICUBIC)
+        paper.save(folder / f"{i:03d}_{int(label)}.png")
+    return folder, images, labels
+
+
+def _predict_json(*args: str) -> tuple[int, dict]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = predict.main([*args, "--json"])
+    return code, json.loads(out.getvalue())
+
+
+def test_pngs_are_classified_as_well_as_the_tensors(trained_run: Path, rendered) -> None:
+    folder, images, labels = rendered
+    with torch.no_grad():
+        logits = load_trained(trained_run).model(normalize(images.unsqueeze(1).float() / 255))
+    tensor_acc = float((logits.argmax(1) == labels).float().mean())
+    code, result = _predict_json(str(trained_run), str(folder))
+    assert code == 0 and not result["errors"] and len(result["predictions"]) == N
+    truth = {Path(p["file"]).name: int(Path(p["file"]).stem.split("_")[1]) for p in result["predictions"]}
+    png_acc = np.mean([p["digit"] == truth[Path(p["file"]).name] for p in result["predictions"]])
+    print(f"accuracy on {N} tensors {tensor_acc:.4f}, on the same digits as 3x black-on-white PNGs {png_acc:.4f}")
+    assert tensor_acc > 0.9
+    assert png_acc >= 0.98 * tensor_acc
+
+
+def test_onnx_file_gives_the_checkpoints_answers(trained_run: Path, rendered, data_dir: str, tmp_path: Path) -> None:
+    folder, _, _ = rendered
+    onnx_file = tmp_path / "model.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert export.main([str(trained_run), "--output", str(onnx_file), "--data-dir", data_dir]) == 0
+    files = sorted(folder.iterdir())[:100]
+    code_pt, from_pt = _predict_json(str(trained_run), *map(str, files), "--top", "3")
+    code_onnx, from_onnx = _predict_json(str(onnx_file), *map(str, files), "--top", "3")
+    assert code_pt == code_onnx == 0 and "ONNX Runtime" in from_onnx["model"]
+    for a, b in zip(from_pt["predictions"], from_onnx["predictions"], strict=True):
+        assert a["file"] == b["file"] and [t["digit"] for t in a["top"]] == [t["digit"] for t in b["top"]]
+        np.testing.assert_allclose(
+            [t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1e-4
+        )
+
+
+def test_top_k_lines_and_saved_preprocessed_images(trained_run: Path, rendered, tmp_path: Path, capsys) -> None:
+    folder, _, _ = rendered
+    files = sorted(folder.iterdir())[:3]
+    saved = tmp_path / "seen"
+    assert predict.main([str(trained_run), *map(str, files), "--top", "3", "--save-preprocessed", str(saved)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for line, file in zip(lines, files, strict=True):
+        name, *pairs = line.split()
+        assert name == str(file) and len(pairs) == 6
+        probs = [float(p) for p in pairs[1::2]]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+        with Image.open(saved / f"{file.stem}.png") as seen:
+            assert seen.size == (28, 28) and seen.mode == "L"
+            pixels = torch.from_numpy(np.asarray(seen, dtype=np.float32) / 255)
+        torch.testing.assert_close(pixels, load_digit(file), atol=1 / 255, rtol=0)
+
+
+def test_bad_images_reported_the_good_ones_still_classified(trained_run: Path, rendered, tmp_path: Path) -> None:
+    folder, _, _ = rendered
+    good = sorted(folder.iterdir())[0]
+    blank, text = tmp_path / "blank.png", tmp_path / "text.jpg"
+    Image.new("RGB", (60, 60), "white").save(blank)
+    text.write_text("not an image")
+    result = run_cli("predict", str(trained_run), str(good), str(blank), str(text))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith(str(good))
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert f"{blank}: no ink found" in errors[0] and f"{text}: not a readable image" in errors[1]
+
+
+def test_usage_errors(trained_run: Path, rendered, tmp_path: Path) -> None:
+    folder, _, _ = rendered
+    good = str(sorted(folder.iterdir())[0])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    notes = tmp_path / "notes.pt"
+    notes.write_text("hello")
+    cases = [
+        ([str(trained_run), str(empty)], 2, "holds no images"),
+        ([str(trained_run), str(tmp_path / "missing.png")], 2, "no such file or folder"),
+        ([str(trained_run), good, "--top", "11"], 2, "--top must be between 1 and 10"),
+        ([str(notes), good], 1, "is damaged or not a PyTorch file"),
+        ([str(tmp_path / "missing.onnx"), good], 1, "model not found"),
+        ([str(trained_run), good, "--save-preprocessed", str(blocker / "out")], 1, "cannot use"),
+    ]
+    for args, code, message in cases:
+        result = run_cli("predict", *args)
+        assert result.returncode == code, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+        assert result.stdout == ""
+    broken = tmp_path / "broken.onnx"
+    broken.write_text("not onnx")
+    result = run_cli("predict", str(broken), good)
+    assert result.returncode == 1 and "is not a loadable ONNX model" in result.stderr
+    assert result.stderr.count("\n") == 1
