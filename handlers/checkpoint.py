@@ -51,25 +51,29 @@ class AtomicDiskSaver(BaseSaveHandler):
 
 
 class _Meta:
-    """Identifies the file as this tool's checkpoint of this model."""
+    """Identifies the file as this tool's checkpoint of this model, and how to rebuild it (spec + arguments)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
+    def __init__(self, model: torch.nn.Module, spec: str, model_args: Mapping[str, Any]) -> None:
+        self.model, self.spec, self.model_args = model, spec, dict(model_args)
 
-    def _describe(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "model": type(self.model).__name__,
+            "spec": self.spec,
+            "model_args": self.model_args,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        return self._describe()
-
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        mine = self._describe()
-        if dict(state) != mine:
-            raise CheckpointLoadError(f"checkpoint is of another model or format: {dict(state)}, this run has {mine}")
+        mine, theirs = self.state_dict(), dict(state)
+        if (theirs.get("model"), theirs.get("parameters")) != (mine["model"], mine["parameters"]):
+            raise CheckpointLoadError(
+                f"the checkpoint holds another model: {theirs.get('spec', theirs.get('model'))} "
+                f"{theirs.get('model_args') or ''}({theirs.get('parameters'):,} parameters); this run builds "
+                f"{self.spec} {self.model_args or ''}({mine['parameters']:,} parameters): "
+                f"resume with --model {theirs.get('spec', '?')}"
+            )
 
 
 def find_checkpoints(directory: Path) -> list[Path]:
@@ -130,7 +134,8 @@ class CheckpointPlugin(Plugin):
     def _setup(self, engine: Engine) -> None:
         """At READY every plugin has attached: save everything registered in ``ctx.checkpoint_objects``."""
         ctx = self.ctx
-        self.to_save = {"meta": _Meta(ctx.model), "model": ctx.model, "optimizer": ctx.optimizer}
+        meta = _Meta(ctx.model, ctx.config.model, ctx.config.model_args)
+        self.to_save = {"meta": meta, "model": ctx.model, "optimizer": ctx.optimizer}
         self.to_save.update(ctx.checkpoint_objects)
         saver = AtomicDiskSaver(self.directory)
         self.last = Checkpoint(

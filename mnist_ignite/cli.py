@@ -149,6 +149,14 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
             metavar=s.metavar,
             help=s.help,
         )
+    groups["model"].add_argument(
+        "--model-arg",
+        dest="model_arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword for the model's constructor (repeatable; values are Python literals)",
+    )
     _selection_args(parser)
     core = {a.dest for a in parser._actions}
     for spec, cls in plugin_classes:
@@ -216,6 +224,9 @@ def _toml_values(
         values[key] = check_value(f"{path}: {key}", kind, value)
     by_handler = {spec: cls for spec, cls in classes} | {getattr(cls, "name", spec): cls for spec, cls in classes}
     for table, entries in tables.items():
+        if table == "model":  # the model's constructor keywords
+            values["model_args"] = dict(entries)
+            continue
         if table not in by_handler:
             raise ConfigError(f"{path}: [{table}] is not an enabled handler (enabled: {', '.join(by_handler)})")
         for key, value in entries.items():
@@ -244,9 +255,14 @@ def parse_config(argv: Sequence[str]) -> Config:
     names = _enabled_handlers(pre, top, pre.config or "")
     classes = [(spec, load_plugin_class(spec)) for spec in names]
     parser = build_parser(classes)
-    parser.set_defaults(**_toml_values(pre.config or "", top, tables, classes))
+    toml_values = _toml_values(pre.config or "", top, tables, classes)
+    model_args = toml_values.pop("model_args", {})
+    parser.set_defaults(**toml_values)
     values = vars(parser.parse_args(argv))
     config = Config(**{f.name: values[f.name] for f, _ in settings()})
+    from mnist_ignite.models import parse_model_arg
+
+    config.model_args = model_args | dict(parse_model_arg(a) for a in values["model_arg"])
     config.handlers = names
     config.options = {o.dest: values[o.dest] for _, cls in classes for o in getattr(cls, "options", ())}
     check_settings(config)

@@ -217,6 +217,15 @@ class Config:
         check=lambda v: 0 < v < 65536,
         rule="must be a TCP port (1-65535)",
     )
+    model: str = _setting(
+        "seed",
+        help="the network: seed (the ERA Session 5 Net), package.module:Attr, path/file.py:Attr, or an "
+        "mnist_ignite.models entry point; it maps (B, 1, 28, 28) to (B, 10) log-probabilities or logits",
+        group="model",
+        metavar="SPEC",
+    )
+    # --model-arg key=value (repeatable) or a [model] TOML table: the model's constructor keywords
+    model_args: dict[str, Any] = field(default_factory=dict)
     # chosen with --handler/--no-handler (and the switches), not flags of their own
     handlers: list[str] = field(default_factory=lambda: list(DEFAULT_HANDLERS))
     options: dict[str, Any] = field(default_factory=dict)  # plugin options by dest name

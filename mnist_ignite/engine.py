@@ -193,7 +193,7 @@ def prepare_batch(
 
 
 class TrainStep:
-    """One SGD update: forward under autocast, nll_loss on log-probabilities, backward, step.
+    """One SGD update: forward under autocast, cross-entropy (the seed's nll_loss on log-probabilities), backward, step.
 
     With a ``scaler`` (fp16) the loss is scaled before backward and the step goes through
     ``scaler.step`` (skipped on inf/NaN gradients, counted) and ``scaler.update``, as in
@@ -223,7 +223,8 @@ class TrainStep:
         """Forward under autocast and the nll loss in fp32; returns (loss, log-probabilities)."""
         with autocast(self.device, self.dtype, cache):
             y_pred = self.forward(x)
-        return F.nll_loss(y_pred.float(), y), y_pred
+        # cross_entropy = nll_loss(log_softmax(.)): the seed's loss on log-probabilities, and right for logits
+        return F.cross_entropy(y_pred.float(), y), y_pred
 
     @staticmethod
     def _output(loss: torch.Tensor, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -450,7 +451,7 @@ def create_evaluator(
 
     return create_supervised_evaluator(
         model,
-        metrics={"accuracy": Accuracy(device=device), "loss": Loss(F.nll_loss, device=device)},
+        metrics={"accuracy": Accuracy(device=device), "loss": Loss(F.cross_entropy, device=device)},
         device=device,
         non_blocking=device.type == "cuda",
         prepare_batch=lambda batch, device, non_blocking: prepare_batch(batch, device, channels_last),

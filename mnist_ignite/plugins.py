@@ -27,11 +27,7 @@ as ``package.module:Attr``, or as ``path/to/file.py:Attr``.
 
 from __future__ import annotations
 
-import difflib
 import functools
-import importlib
-import importlib.metadata
-import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +40,7 @@ import torch
 from ignite.engine import Engine, EventEnum
 from ignite.engine.engine import _EngineTerminateException, _EngineTerminateSingleEpochException
 
+from mnist_ignite.discovery import SpecError, check_name, registered, resolve
 from mnist_ignite.files import CheckpointLoadError
 
 __all__ = [
@@ -172,59 +169,27 @@ class Plugin:
 
 def available_plugins() -> dict[str, str]:
     """Name -> ``module:attr`` for built-ins and installed entry points (entry points win)."""
-    found = dict(BUILTINS)
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value
-    return found
-
-
-def _import_file(path: Path) -> Any:
-    name = f"mnist_ignite_plugin_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return registered(BUILTINS, ENTRY_POINT_GROUP)
 
 
 def check_handler_name(spec: str) -> None:
     """Refuse a handler name that is neither known nor a ``module:Attr`` / ``file.py:Attr`` spec."""
-    found = available_plugins()
-    if spec in found or ":" in spec:
-        return
-    close = difflib.get_close_matches(spec, list(found), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise PluginLoadError(
-        f"unknown handler {spec!r}; {hint}available: {', '.join(sorted(found))} (or module:Attr, file.py:Attr)"
-    )
+    try:
+        check_name(spec, available_plugins(), "handler")
+    except SpecError as err:
+        raise PluginLoadError(str(err)) from None
 
 
 def load_plugin_class(spec: str) -> type:
     """Resolve ``NAME``, ``package.module:Attr`` or ``path/to/file.py:Attr`` to a plugin class."""
-    check_handler_name(spec)
-    target = available_plugins().get(spec, spec)
-    where, _, attr = target.rpartition(":")
     try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise PluginLoadError(f"handler {spec!r}: file not found: {path}")
-            module = _import_file(path)
-        else:
-            module = importlib.import_module(where)
-    except PluginLoadError:
-        raise
-    except Exception as err:  # any import-time failure of third-party code
-        raise PluginLoadError(f"handler {spec!r}: cannot import {where}: {type(err).__name__}: {err}") from None
-    try:
-        obj = getattr(module, attr)
-    except AttributeError:
-        raise PluginLoadError(f"handler {spec!r}: {where} has no attribute {attr!r}") from None
+        obj = resolve(spec, available_plugins(), "handler")
+    except SpecError as err:
+        raise PluginLoadError(str(err)) from None
     if inspect.isfunction(obj):
         return _function_plugin(obj)
     if not inspect.isclass(obj) or not callable(getattr(obj, "attach", None)):
+        target = available_plugins().get(spec, spec)
         raise PluginLoadError(
             f"handler {spec!r}: {target} is not a plugin (a class with attach(ctx), or a function attach(ctx))"
         )

@@ -40,7 +40,7 @@ from mnist_ignite.data import (
 from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precision, select_device
 from mnist_ignite.files import CheckpointLoadError, save_json, save_torch
 from mnist_ignite.history import History, make_record
-from mnist_ignite.model import Net
+from mnist_ignite.models import build_model, check_model
 from mnist_ignite.plugins import (
     PluginStates,
     RunContext,
@@ -58,6 +58,8 @@ __all__ = ["Interrupted", "RunSettings", "build_plugins", "build_run", "fit", "r
 
 # what makes a run the run it is: a resume must keep these (RunSettings)
 RESUME_DEFINING = (
+    "model",
+    "model_args",
     "max_train_samples",
     "max_eval_samples",
     "batch_size",
@@ -329,7 +331,7 @@ def build_run(
     """
     dtype = resolve_precision(config.precision, device)
     channels_last = config.channels_last and device.type != "mps"
-    net = (Net() if net is None else net).to(device)
+    net = (build_model(config.model, config.model_args) if net is None else net).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = idist.auto_model(net, sync_bn=False) if world > 1 else net
@@ -461,7 +463,10 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
         plugins: ready-made plugin objects to attach besides ``config.handlers``.
     """
     validate(config)
-    build_plugins(config)  # fail on a bad plugin before any data or process is touched (each worker rebuilds)
+    _adopt_resumed_model(config)
+    # fail on a bad model or plugin before any data or process is touched (each worker rebuilds them)
+    check_model(build_model(config.model, config.model_args), config.model, select_device(config.device))
+    build_plugins(config)
     torchrun = _launched_by_torchrun()
     claim = not torchrun or int(os.environ.get("RANK", "0")) == 0
     rundir = RunDir(resolve_output_dir(config), resume=bool(config.resume), overwrite=config.overwrite)
@@ -493,6 +498,20 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
     if "history" not in out:  # spawned workers return nothing: read what rank 0 wrote
         return _read_history(Path(config.output_dir))
     return out["history"]
+
+
+def _adopt_resumed_model(config: Config) -> None:
+    """``--resume`` without ``--model``: rebuild the model the run was made with (its config.json records it)."""
+    if not config.resume or config.model != "seed" or config.model_args:
+        return
+    folder = Path(config.output_dir) if config.resume == "auto" else Path(config.resume).parent.parent
+    try:
+        recorded = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(recorded, dict) and recorded.get("model", "seed") != "seed":
+        config.model, config.model_args = str(recorded["model"]), dict(recorded.get("model_args") or {})
+        print(f"resuming a run of model {config.model} {config.model_args or ''}(from {folder / 'config.json'})")
 
 
 def _launched_by_torchrun() -> bool:

@@ -1,0 +1,133 @@
+"""Models by spec: the seed's ``Net`` (``seed``), ``package.module:Attr``, ``path/file.py:Attr``, or an entry point.
+
+The core knows a model only as "a module that maps (B, 1, 28, 28) images to (B, 10) scores":
+log-probabilities (as the seed's ``Net`` returns) or raw logits — the loss is cross-entropy on
+whatever it returns, which is the seed's nll_loss for log-probabilities and the usual loss for
+logits. ``Attr`` is a class or a function that returns the module; ``--model-arg key=value``
+(or a ``[model]`` TOML table) passes constructor keywords. The spec and its arguments are
+recorded in ``config.json`` and in every checkpoint, so evaluation, export and ``--resume``
+rebuild the same model.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from mnist_ignite.config import ConfigError
+from mnist_ignite.discovery import SpecError, registered, resolve
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "ENTRY_POINT_GROUP",
+    "ModelError",
+    "available_models",
+    "build_model",
+    "check_model",
+    "parse_model_arg",
+]
+
+ENTRY_POINT_GROUP = "mnist_ignite.models"
+BUILTIN_MODELS = {"seed": "mnist_ignite.model:Net"}
+
+
+class ModelError(ConfigError):
+    """A model that cannot be found, built, or that does not map (B, 1, 28, 28) to (B, 10): exit 2."""
+
+
+def available_models() -> dict[str, str]:
+    """Name -> ``module:attr`` for built-ins and the ``mnist_ignite.models`` entry points."""
+    return registered(BUILTIN_MODELS, ENTRY_POINT_GROUP)
+
+
+def parse_model_arg(text: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value); the value is a Python literal (``16``, ``0.1``, ``True``) or else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise ConfigError(f"--model-arg wants key=value (e.g. --model-arg width=16), got {text!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key, value
+
+
+def build_model(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:
+    """A fresh model for ``spec`` with constructor keywords ``args``; every failure is one :class:`ModelError` line."""
+    args = dict(args or {})
+    try:
+        factory = resolve(spec, available_models(), "model")
+    except SpecError as err:
+        raise ModelError(str(err)) from None
+    if not callable(factory):
+        raise ModelError(f"model {spec!r} is not a class or function that builds an nn.Module")
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        known = [n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(args) - set(known))
+        if unknown:
+            raise ModelError(
+                f"model {spec!r} has no parameter {', '.join(unknown)} (its parameters: {', '.join(known) or 'none'})"
+            )
+    try:
+        model = factory(**args)
+    except Exception as err:
+        raise ModelError(f"model {spec!r} could not be built: {type(err).__name__}: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model {spec!r} built a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
+    return None
+
+
+def check_model(model: nn.Module, spec: str, device: torch.device | str = "cpu") -> str:
+    """Check ``model`` before any data is read; returns ``"log-probabilities"`` or ``"logits"``.
+
+    It must fit the device (weights, gradients and momentum: 3 copies of the parameters), take a
+    (B, 1, 28, 28) batch, and return (B, 10) finite scores.
+    """
+    device = torch.device(device)
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    if params == 0:
+        raise ModelError(f"model {spec!r} has no parameters to train")
+    free = _free_bytes(device)
+    if free is not None and 3 * params > free:
+        raise ModelError(
+            f"model {spec!r} is too large for {device}: {params / 2**30:.1f} GiB of parameters need "
+            f"~{3 * params / 2**30:.1f} GiB with gradients and momentum; {free / 2**30:.1f} GiB are free"
+        )
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.zeros(2, 1, 28, 28))
+    except Exception as err:
+        raise ModelError(
+            f"model {spec!r} failed on a (2, 1, 28, 28) batch: {type(err).__name__}: {' '.join(str(err).split())}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 10):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"model {spec!r} must map (B, 1, 28, 28) to (B, 10) scores; it returned {shape} for B=2")
+    if not torch.isfinite(out).all():
+        raise ModelError(f"model {spec!r} returns NaN/Inf on a blank batch")
+    return "log-probabilities" if torch.allclose(out.exp().sum(dim=1), torch.ones(2), atol=1e-4) else "logits"
