@@ -154,7 +154,7 @@ def main(argv: list[str]) -> int:
         images, _ = test_images(args.data_dir, args.check_samples)
         x = normalize(images.unsqueeze(1).float() / 255.0)
         with tempfile.TemporaryDirectory(prefix="mnist-ignite-export-") as tmp:
-            staged = Path(tmp) / out.name
+            staged = Path(tmp) / f"model{FORMATS[args.format]}"  # torch.export.load wants .pt2
             try:
                 export_model(trained.model, args.format, staged, opset=args.opset, dynamo=args.dynamo)
             except MissingExtraError:
