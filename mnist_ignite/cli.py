@@ -346,9 +346,14 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
             _list_handlers()
             return 0
         config = parse_config(argv)
-        from mnist_ignite.run import train
+        if config.repeat or config.seeds:
+            from mnist_ignite.repeats import run_repeats
 
-        train(config, plugins)
+            run_repeats(config, plugins)
+        else:
+            from mnist_ignite.run import train
+
+            train(config, plugins)
         return 0
     except KeyboardInterrupt:  # a second Ctrl-C while stopping: nothing more is saved
         print(

@@ -73,6 +73,16 @@ def _setting(default: Any = None, *, factory: Callable[[], Any] | None = None, *
     return field(**kwargs)
 
 
+def _seed_list(text: str) -> list[int] | None:
+    """``"1,2,3"`` -> [1, 2, 3]; None when it is not a list of distinct seeds."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        return None
+    ok = seeds and len(set(seeds)) == len(seeds) and all(0 <= s < 2**63 for s in seeds)
+    return seeds if ok else None
+
+
 def _positive(v: Any) -> bool:
     return v > 0
 
@@ -216,6 +226,46 @@ class Config:
         group="distributed (ignite.distributed)",
         check=lambda v: 0 < v < 65536,
         rule="must be a TCP port (1-65535)",
+    )
+    target_acc: float | None = _setting(
+        None,
+        help="stop when test accuracy reaches this %% and record the epoch and seconds it took (time-to-accuracy)",
+        group="experiments and debugging",
+        check=lambda v: v is None or 0 < v <= 100,
+        rule="must be a percentage in (0, 100]",
+        metavar="PCT",
+    )
+    repeat: int | None = _setting(
+        None,
+        help="run the same settings with N seeds (--seed, --seed+1, ...), each in OUTPUT/seed-S; summary.json "
+        "and a table give mean ± std",
+        group="experiments and debugging",
+        check=_at_least_one_or_none,
+        rule="must be >= 1",
+        metavar="N",
+    )
+    seeds: str | None = _setting(
+        None,
+        help="like --repeat, with these seeds (comma-separated, e.g. 1,2,3)",
+        group="experiments and debugging",
+        check=lambda v: v is None or _seed_list(v) is not None,
+        rule="must be comma-separated seeds, e.g. 1,2,3",
+        metavar="S,S,...",
+    )
+    fast_dev_run: bool = _setting(
+        False,
+        help="smoke test: one training batch and one evaluation batch through every enabled handler, "
+        "outputs in a temporary folder that is removed; exit 0 when all works",
+        group="experiments and debugging",
+    )
+    overfit_batches: int | None = _setting(
+        None,
+        help="train and evaluate on the same first N batches, without augmentation: a model that cannot "
+        "overfit them is broken",
+        group="experiments and debugging",
+        check=_at_least_one_or_none,
+        rule="must be >= 1",
+        metavar="N",
     )
     model: str = _setting(
         "seed",

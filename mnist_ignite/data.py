@@ -296,7 +296,9 @@ class TensorTrainLoader:
         device: torch.device,
         shard: tuple[int, int] = (0, 1),
         chunk_batches: int | None = None,
+        augment: bool = True,
     ) -> None:
+        self.augment = augment  # off for --overfit-batches: the same images every epoch
         self.images = images.to(device)
         self.targets = targets.to(device)
         self.batch_size = batch_size
@@ -322,7 +324,10 @@ class TensorTrainLoader:
             last = min(first + self.chunk_batches, len(self))
             sl = slice(first * b, last * b)
             idx = order[sl]
-            x, y = normalize(augment(_to_unit(self.images[idx]), angles[sl], zoom[sl])), self.targets[idx]
+            x = _to_unit(self.images[idx])
+            if self.augment:
+                x = augment(x, angles[sl], zoom[sl])
+            x, y = normalize(x), self.targets[idx]
             for i in range(last - first):
                 yield x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]
 

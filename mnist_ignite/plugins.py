@@ -146,6 +146,8 @@ class RunContext:
     history: Any = None
     # objects other plugins want saved in checkpoints (e.g. the lr scheduler), by name
     checkpoint_objects: dict[str, Any] = field(default_factory=dict)
+    # --target-acc: {"target_acc", "target_reached_epoch", "target_reached_seconds"} once reached
+    target_reached: dict[str, Any] | None = None
 
 
 class Plugin:

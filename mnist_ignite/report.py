@@ -89,6 +89,9 @@ def summarize(ctx: RunContext, startup_seconds: float | None, total_seconds: flo
         "total_seconds": round(total_seconds, 3),
         # fp16 loss scaling: updates skipped because a gradient overflowed (None without fp16)
         "skipped_steps": None if scaler is None else scaler.skipped_steps,
+        "target_acc": ctx.config.target_acc,
+        "target_reached_epoch": (ctx.target_reached or {}).get("target_reached_epoch"),
+        "target_reached_seconds": (ctx.target_reached or {}).get("target_reached_seconds"),
     }
 
 
@@ -105,6 +108,14 @@ def footer(ctx: RunContext, results: dict[str, Any]) -> str:
             f"done: final test accuracy {results['final_test_acc']:.2f}% (epoch {results['epochs']}), "
             f"best {results['best_test_acc']:.2f}% (epoch {results['best_epoch']})"
         )
+    if results["target_acc"] is not None:
+        if results["target_reached_epoch"] is not None:
+            lines.append(
+                f"  target {results['target_acc']:g}% reached at epoch {results['target_reached_epoch']} "
+                f"in {results['target_reached_seconds']:.1f} s"
+            )
+        else:
+            lines.append(f"  target {results['target_acc']:g}% not reached in {results['epochs']} epochs")
     startup = results["startup_seconds"]
     lines.append(
         f"  time: {results['total_seconds']:.1f} s in all"

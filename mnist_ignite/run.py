@@ -10,11 +10,14 @@ under ``ignite.distributed.Parallel``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -95,6 +98,15 @@ def validate(config: Config) -> None:
             "--resume needs the checkpoint handler, which is disabled (--no-handler checkpoint)",
         ),
         (not (config.resume and config.overwrite), "--resume and --overwrite contradict each other: choose one"),
+        (
+            not (config.overfit_batches and config.pipeline == "torchvision"),
+            "--overfit-batches runs on --pipeline tensor (it turns augmentation off there)",
+        ),
+        (
+            not (config.fast_dev_run and (config.resume or config.repeat or config.seeds)),
+            "--fast-dev-run is a smoke test in a temporary folder: not with --resume, --repeat or --seeds",
+        ),
+        (not (config.repeat and config.seeds), "--repeat and --seeds both choose the seeds: give one of them"),
     ]
     for ok, message in checks:
         if not ok:
@@ -161,6 +173,13 @@ def _build_data(config: Config, device: torch.device, rank: int, world: int) -> 
     n_train = min(config.max_train_samples or len(train_set), len(train_set))
     n_eval = min(config.max_eval_samples or len(test_set), len(test_set))
     per_rank_batch = max(1, config.batch_size // world)
+    if config.overfit_batches:  # the same first N batches to train and to evaluate on, not augmented
+        n = min(config.overfit_batches * config.batch_size, len(train_set))
+        images, targets = train_set.data[:n], train_set.targets[:n]
+        return (
+            TensorTrainLoader(images, targets, per_rank_batch, config.seed, device, (rank, world), augment=False),
+            TensorEvalLoader(images[rank::world], targets[rank::world], config.eval_batch_size, device),
+        )
     train = TensorTrainLoader(
         train_set.data[:n_train], train_set.targets[:n_train], per_rank_batch, config.seed, device, shard=(rank, world)
     )
@@ -237,11 +256,45 @@ def _attach_evaluation(ctx: RunContext, quiet: bool) -> None:
         ctx.history.append(row)
         engine.state.record = row
 
+    if ctx.config.target_acc is not None:
+        _attach_target(ctx, ctx.config.target_acc, quiet)
+
     if not quiet:
 
         @trainer.on(RunEvents.EPOCH_END)
         def _print(engine: Engine) -> None:
             print(_epoch_line(engine.state.record, ctx.config.epochs), flush=True)
+
+
+def _attach_target(ctx: RunContext, target: float, quiet: bool) -> None:
+    """Time-to-accuracy: stop once test accuracy reaches ``target``; record the epoch and the seconds it took.
+
+    Seconds count from this process's first training step to the end of that epoch's evaluation.
+    The stop happens at ``RunEvents.EPOCH_END``, after the epoch is checkpointed.
+    """
+    trainer = ctx.trainer
+    start: dict[str, float] = {}
+
+    @trainer.on(Events.ITERATION_STARTED(once=1) | Events.STARTED)
+    def _start(_: Engine) -> None:
+        start.setdefault("t", time.perf_counter())
+
+    @trainer.on(RunEvents.EPOCH_END)
+    def _check(engine: Engine) -> None:
+        record = engine.state.record
+        if record["test_acc"] >= target and ctx.target_reached is None:
+            ctx.target_reached = {
+                "target_acc": target,
+                "target_reached_epoch": record["epoch"],
+                "target_reached_seconds": round(time.perf_counter() - start["t"], 3),
+            }
+            if not quiet:
+                print(
+                    f"target {target:g}% reached at epoch {record['epoch']} "
+                    f"({ctx.target_reached['target_reached_seconds']:.1f} s of training and evaluation)",
+                    flush=True,
+                )
+            engine.terminate()
 
 
 class _SignalStop:
@@ -439,7 +492,8 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     if signum:
         raise Interrupted(signum, output_dir)
     state = trainer.state
-    if is_main and (state.epoch < config.epochs or state.iteration % state.epoch_length):
+    stopped_early = state.epoch < config.epochs or state.iteration % state.epoch_length
+    if is_main and stopped_early and ctx.target_reached is None:
         print(
             f"stopped early by a handler at epoch {state.epoch}, iteration {state.iteration}; "
             f"--resume auto continues it",
@@ -463,6 +517,8 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
         plugins: ready-made plugin objects to attach besides ``config.handlers``.
     """
     validate(config)
+    if config.fast_dev_run:
+        return _fast_dev_run(config, plugins)
     _adopt_resumed_model(config)
     # fail on a bad model or plugin before any data or process is touched (each worker rebuilds them)
     check_model(build_model(config.model, config.model_args), config.model, select_device(config.device))
@@ -498,6 +554,30 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
     if "history" not in out:  # spawned workers return nothing: read what rank 0 wrote
         return _read_history(Path(config.output_dir))
     return out["history"]
+
+
+def _fast_dev_run(config: Config, plugins: Sequence[Any]) -> list[dict[str, Any]]:
+    """One training batch and one evaluation batch through every enabled handler, in a folder removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="mnist-ignite-fast-dev-run-"))
+    trial = dataclasses.replace(
+        config,
+        fast_dev_run=False,
+        output_dir=str(folder / "run"),
+        epochs=1,
+        max_train_samples=config.batch_size * config.nproc_per_node * config.nnodes,
+        max_eval_samples=min(config.eval_batch_size, config.max_eval_samples or config.eval_batch_size),
+        overfit_batches=None,
+    )
+    try:
+        rows = train(trial, plugins)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"fast-dev-run passed: 1 training batch and 1 evaluation batch went through the model and the handlers "
+        f"({', '.join(config.handlers) or 'none'}); nothing was kept",
+        flush=True,
+    )
+    return rows
 
 
 def _adopt_resumed_model(config: Config) -> None:

@@ -27,6 +27,7 @@ RUN_FILES = (
     "metrics.csv",
     "final_model.pt",
     "results.json",
+    "summary.json",
     "checkpoints",
     "plots",
     "visdom.log",
