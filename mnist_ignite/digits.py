@@ -24,6 +24,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 BOX = 20  # MNIST's digit box
 FIELD = 28  # MNIST's image size
 MIN_CONTRAST = 32 / 255  # ink must differ from the background by this much, else the image is blank
+MAX_SIDE = 1024  # larger pictures are shrunk to this before anything else
 INK = 0.1  # after stretching, pixels above this count as ink for the bounding box (paper noise stays out)
 
 
@@ -34,6 +35,9 @@ class DigitImageError(ValueError):
 def _gray(image: Image.Image) -> np.ndarray:
     """Grayscale in [0, 1]; transparent pixels take the colour that contrasts with the opaque ink."""
     image = ImageOps.exif_transpose(image)
+    if max(image.size) > MAX_SIDE:  # a phone photo: shrink first, the digit ends up 20 pixels tall anyway
+        image = image.copy()
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's "L"
@@ -94,7 +98,7 @@ def load_digit(path: str | os.PathLike) -> torch.Tensor:
         with Image.open(path) as image:
             image.load()
             return to_mnist(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, DigitImageError):
             raise
         reason = " ".join(str(err).split()) or type(err).__name__

@@ -67,6 +67,18 @@ def test_transparent_background_with_dark_ink(mnist_test) -> None:
     torch.testing.assert_close(out, reference, atol=2e-2, rtol=0)
 
 
+def test_exif_rotated_photo_and_large_picture(mnist_test, tmp_path: Path) -> None:
+    upright = _paper(mnist_test[0][5].numpy(), scale=60)  # 1680x1680: shrunk before processing
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # how a sideways camera stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "photo.png"
+    stored.save(path, exif=exif)
+    torch.testing.assert_close(load_digit(path), to_mnist(upright), atol=1e-5, rtol=0)
+    sideways = to_mnist(stored)
+    assert float((sideways - to_mnist(upright)).abs().mean()) > 0.05  # the orientation mattered
+
+
 @pytest.mark.parametrize("colour", [0, 255, 128])
 def test_blank_image_is_refused(colour: int) -> None:
     with pytest.raises(DigitImageError, match="no ink"):
