@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 from mnist_ignite.commands.common import error
 from mnist_ignite.figures import new_figure, save_figure
@@ -113,7 +114,16 @@ def load_run(path: Path, name: str) -> tuple[Run | None, str]:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         config = {}
-    return Run(name, path, _flat(config), rows, (path / "final_model.pt").is_file()), ""
+    # a setting newer than the run's config.json: the run had what is now its default
+    settings = _defaults() | _flat(config)
+    return Run(name, path, settings, rows, (path / "final_model.pt").is_file()), ""
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    from mnist_ignite.config import Config
+
+    return _flat(Config().to_dict())
 
 
 def _repeats(runs: Sequence[Run]) -> bool:
@@ -273,6 +283,9 @@ def compare_figure(entries: Sequence[Entry]) -> Figure:
         low, high = ax.get_ylim()
         if key.endswith("loss") and low > 0 and high / low > 10:  # losses falling by decades
             ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+            for axis_format in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+                axis_format(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.2, not 2 x 10^-1
     axes[0].legend(fontsize="small", loc="best")
     fig.tight_layout()
     return fig

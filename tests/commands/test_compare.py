@@ -170,3 +170,13 @@ def test_the_cli_dispatches_compare(runs: dict[str, Path], tmp_path: Path) -> No
     result = run_cli("compare", str(runs["0.01"]), str(runs["0.05"]), "--output", str(tmp_path / "cmp"))
     assert result.returncode == 0, result.stderr
     assert "| lr0.01 " in result.stdout and (tmp_path / "cmp" / "compare.png").is_file()
+
+
+def test_a_setting_newer_than_a_runs_config_counts_as_its_default(runs: dict[str, Path], tmp_path: Path) -> None:
+    older = tmp_path / "older"
+    shutil.copytree(runs["0.01"], older)
+    config = json.loads((older / "config.json").read_text())
+    del config["momentum"]  # a config.json written before --momentum existed; the run had the default
+    (older / "config.json").write_text(json.dumps(config))
+    entries, _ = collect([older, runs["0.05"]])
+    assert differing_settings(entries) == ["lr"]
