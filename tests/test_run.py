@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -220,3 +221,49 @@ def test_bad_usage_is_one_short_line_and_exit_2(args: list[str], message: str) -
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "usage:" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_target_accuracy_stops_the_run_and_records_when(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "target"
+    result = run_cli(*small_args(data_dir, out, "--epochs", "5", "--target-acc", "1", train=128, eval_=64))
+    assert result.returncode == 0, result.stderr
+    assert [r["epoch"] for r in metrics(out)] == [1]  # 1% is reached after the first epoch
+    results = json.loads((out / "results.json").read_text())
+    assert results["target_reached_epoch"] == 1 and 0 < results["target_reached_seconds"] < 600
+    assert "target 1% reached at epoch 1" in result.stdout and "stopped early" not in result.stdout
+    never = tmp_path / "never"
+    assert main(small_args(data_dir, never, "--epochs", "1", "--target-acc", "100", train=128, eval_=64)) == 0
+    assert json.loads((never / "results.json").read_text())["target_reached_epoch"] is None
+
+
+def test_fast_dev_run_goes_through_every_handler_and_keeps_nothing(data_dir: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "--data-dir", data_dir, "--device", "cpu", "--no-download", "--fast-dev-run", "--handler", "early_stopping",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "fast-dev-run passed" in result.stdout and "early_stopping" in result.stdout
+    assert "1 iterations per epoch" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder, nothing written here
+
+
+def test_fast_dev_run_fails_loudly_on_a_broken_handler(data_dir: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "from ignite.engine import Events\n"
+        "def broken(ctx):\n"
+        "    ctx.evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics['nope'])\n"
+    )
+    result = run_cli("--data-dir", data_dir, "--device", "cpu", "--fast-dev-run", "--handler", f"{broken}:broken")
+    assert result.returncode == 1 and "handler 'broken' failed in evaluator COMPLETED: KeyError" in result.stderr
+
+
+def test_overfit_batches_learns_the_batches_it_is_shown(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "overfit"
+    args = small_args(
+        data_dir, out, "--epochs", "50", "--overfit-batches", "2", "--batch-size", "32", "--lr-schedule", "none"
+    )
+    assert main(args) == 0
+    rows = metrics(out)
+    assert rows[-1]["test_loss"] < 0.3 * rows[0]["test_loss"]  # evaluated on the very images it trained on
+    assert rows[-1]["test_acc"] >= 95.0
