@@ -4,7 +4,7 @@ What goes in (OUTPUT/tensorboard unless ``--tensorboard-dir``):
 
 * ``train/batch_loss`` and ``lr/group_0`` every N iterations (Ignite's ``OutputHandler`` and
   ``OptimizerParamsHandler``; step = iteration);
-* per epoch (step = epoch), the row of metrics.json: ``loss/train``, ``loss/test``,
+* per epoch (step = the iteration it ends at), the row of metrics.json: ``loss/train``, ``loss/test``,
   ``accuracy/train``, ``accuracy/test`` (%), ``lr/epoch``, ``speed/...``, ``time/...``;
 * the run's settings as hyperparameters (the HPARAMS tab, with the test accuracy and loss as its
   metrics) and as text, and a grid of augmented training images.
@@ -74,7 +74,8 @@ class TensorBoardPlugin(TrackerPlugin):
         from torch.utils.tensorboard.summary import hparams
 
         step = engine.state.iteration
-        self.logger = TensorboardLogger(log_dir=str(self.log_dir), purge_step=step or None)
+        # resumed at iteration `step`: what an earlier process wrote after it is stale
+        self.logger = TensorboardLogger(log_dir=str(self.log_dir), purge_step=step + 1 if step else None)
         writer = self.logger.writer
         settings = flat_settings(self.ctx.config)
         # the HPARAMS tab: this run's settings, its metrics read from the scalars of the same tags
@@ -89,8 +90,9 @@ class TensorBoardPlugin(TrackerPlugin):
 
     def epoch(self, engine: Engine) -> None:
         row = engine.state.record
+        # step = iteration, as for the batch loss: one x axis, and a resume purges stale epochs too
         for key, tag in EPOCH_SCALARS.items():
-            self.logger.writer.add_scalar(tag, row[key], row["epoch"])
+            self.logger.writer.add_scalar(tag, row[key], engine.state.iteration)
         self.logger.writer.flush()  # the epoch is on disk for a live ``tensorboard --logdir``
 
     def _finished(self, _: Engine) -> None:

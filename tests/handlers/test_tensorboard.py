@@ -42,9 +42,9 @@ def test_scalars_hparams_and_images_read_back(data_dir: str, tmp_path: Path) -> 
     def scalars(tag: str) -> list[tuple[int, float]]:
         return [(e.step, e.value) for e in events.Scalars(tag)]
 
-    # per epoch: the rows of metrics.json, step = epoch
+    # per epoch: the rows of metrics.json, step = the iteration the epoch ends at (8 an epoch)
     for key, tag in [("test_acc", "accuracy/test"), ("train_loss", "loss/train"), ("test_loss", "loss/test")]:
-        assert scalars(tag) == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]
+        assert scalars(tag) == [(8 * r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]
     # per iteration: 512 images / batch 64 = 8 iterations an epoch, logged every 4th
     assert [s for s, _ in scalars("train/batch_loss")] == [4, 8, 12, 16]
     assert all(0 < v < 5 for _, v in scalars("train/batch_loss"))
@@ -63,6 +63,21 @@ def test_scalars_hparams_and_images_read_back(data_dir: str, tmp_path: Path) -> 
     assert len(images) == 1 and images[0].encoded_image_string.startswith(b"\x89PNG")
     config = json.loads((out / "config.json").read_text())
     assert config["handlers"][-1] == "tensorboard"
+
+
+def test_a_resumed_run_replaces_what_came_after_its_checkpoint(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run = args(data_dir, out, "--handler", "tensorboard", "--tensorboard-every", "4", "--epochs", "2")
+    first = run_cli(*run, env=ENV)
+    assert first.returncode == 0, first.stderr[-2000:]
+    # as after a crash in epoch 2: resume from the end of epoch 1 (iteration 8); steps 12 and 16 are redone
+    (epoch1,) = (out / "checkpoints").glob("last_checkpoint_8.pt")
+    again = run_cli(*run, "--resume", str(epoch1), env=ENV)
+    assert again.returncode == 0, again.stderr[-2000:]
+    events = read(out / "tensorboard")
+    assert [e.step for e in events.Scalars("train/batch_loss")] == [4, 8, 12, 16]  # each step once
+    assert [e.step for e in events.Scalars("accuracy/test")] == [8, 16]
+    assert [e.value for e in events.Scalars("accuracy/test")] == pytest.approx([r["test_acc"] for r in metrics(out)])
 
 
 def test_a_broken_log_folder_warns_once_and_training_goes_on(data_dir: str, tmp_path: Path) -> None:
