@@ -159,7 +159,7 @@ def collect(paths: Sequence[Path]) -> tuple[list[Entry], list[str]]:
 
 
 def differing_settings(entries: Sequence[Entry]) -> list[str]:
-    """The setting names whose values differ between entries (a group counts with what its runs share)."""
+    """The setting names whose values differ between entries; sets each ``entry.settings`` to what its runs share."""
     for entry in entries:
         shared = dict(entry.runs[0].settings)
         for run in entry.runs[1:]:
