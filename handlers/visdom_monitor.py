@@ -1,36 +1,50 @@
-"""Live Visdom dashboard that never stops training, with an offline log to replay later.
+"""Live Visdom dashboard that never holds up training, with an offline log to replay later.
 
-Windows (stable names, so a resumed run appends to the same ones):
+Windows, in this order on the page (stable names, so a resumed run appends to the same ones):
 
 =================  ==========================================================
-``train_loss``     training loss per iteration (mean of the last N iterations)
 ``loss``           train and test loss per epoch
-``accuracy``       train and test accuracy per epoch
-``lr``             learning rate per iteration
-``samples``        labelled training images, at the start
-``misclassified``  wrong test predictions (true / predicted), every epoch
+``accuracy``       train and test accuracy per epoch (%)
+``train_loss``     training loss per iteration (mean of the last N iterations)
+``lr``             learning rate per iteration (log axis)
+``samples``        12 labelled training images, at the start
+``misclassified``  12 wrong test predictions (true / predicted), every epoch
 ``run``            the run's settings
 =================  ==========================================================
 
-Every event also goes to OUTPUT/visdom.log (visdom's own log format). No server at the start,
-or a server that goes away mid-run, costs one warning: the events keep going to the log, and
-``mnist-ignite visdom --replay OUTPUT/visdom.log`` puts them on a server later. Sending runs on
-Ignite's ``VisdomLogger`` worker thread, so a slow server never slows a step.
+Every event also goes to OUTPUT/visdom.log (visdom's own log format). Sending runs on one worker
+thread and every HTTP call to the server gives up after ``TIMEOUT_S``: no server at the start, a
+server that stops answering mid-run, or one that never answers, costs one warning, and the events
+keep going to the log; ``mnist-ignite visdom --replay OUTPUT/visdom.log`` puts them on a server
+later. At the end of the run the queue gets ``CLOSE_WAIT_S`` to drain; what is left then goes to
+the log only.
+
+Why not Ignite's ``VisdomLogger``: it builds a plain ``visdom.Visdom``, whose POSTs have no
+timeout (a stuck server hangs the constructor, and the end of the run); what it added was a
+thread pool, which this module keeps.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import io
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import torch
 from ignite.engine import Engine, Events
@@ -38,20 +52,86 @@ from ignite.engine import Engine, Events
 from mnist_ignite.data import denormalize, preview
 from mnist_ignite.engine import MisclassifiedSamples
 from mnist_ignite.figures import image_grid
+from mnist_ignite.handlers.visdom_assets import AssetsError, install_assets, missing_assets
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
-__all__ = ["VisdomPlugin", "assets_missing", "replay", "serve"]
+__all__ = ["CLOSE_WAIT_S", "TIMEOUT_S", "VisdomPlugin", "client", "replay", "serve"]
 
-WINDOW_SIZE = {"width": 420, "height": 300}
-ASSETS_HINT = (
-    "visdom's front-end assets (JS/CSS) are not installed, and visdom would try to download them. "
-    "Offline, install them from the npm registry with: PYTHON={python} bash ../shared/tools/visdom-assets.sh ; "
-    "online, pass --download-assets to let visdom fetch them."
-)
+TIMEOUT_S = 5.0  # one HTTP call to the server (connect, then wait for the answer)
+CLOSE_WAIT_S = 5.0  # what the end of a run waits for the queue to drain
+STOP_WAIT_S = 10.0  # what `mnist-ignite visdom` gives its server to exit after a signal
+IMAGES = 12  # as many as plots/misclassified.png
+PANE = {"width": 420, "height": 320}
+# window -> (title, legend, x label, y label, extra visdom options); the page shows them in this order
+CURVES: dict[str, tuple[str, list[str], str, str, dict[str, Any]]] = {
+    "loss": ("loss per epoch", ["train", "test"], "epoch", "loss", {}),
+    "accuracy": ("accuracy per epoch", ["train", "test"], "epoch", "accuracy (%)", {}),
+    "train_loss": ("training loss (running mean)", ["train"], "iteration", "loss", {}),
+    "lr": ("learning rate", ["lr"], "iteration", "lr (log scale)", {"ytype": "log"}),
+}
+ASSETS_HINT = "visdom's front-end (JS/CSS) is not installed; install it with: mnist-ignite visdom --install-assets"
 
 
 def _default_port() -> int:
     return int(os.environ.get("VISDOM_PORT", "8097"))
+
+
+@functools.cache
+def _client_class() -> type:
+    import visdom
+
+    class TimedVisdom(visdom.Visdom):
+        """``visdom.Visdom`` whose POSTs give up after ``TIMEOUT_S`` (visdom sets no timeout)."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            self.made: set[tuple[str, str]] = set()  # (env, window) this client created
+            super().__init__(**kwargs)
+
+        def _handle_post(self, url: str, data: Any = None) -> str:  # visdom's documented override point
+            return self.session.post(url, data=data if data is not None else {}, timeout=TIMEOUT_S).text
+
+        def _send(self, msg: dict[str, Any], endpoint: str = "events", *args: Any, **kwargs: Any) -> Any:
+            answer = super()._send(msg, endpoint, *args, **kwargs)
+            if endpoint == "events" and msg.get("win") and not self.offline:
+                self.made.add((msg["eid"], msg["win"]))
+            return answer
+
+        def win_exists(self, win: str, env: str | None = None) -> bool | None:
+            """As visdom's, but without a request for a window this client made, nor a print on a failure.
+
+            ``line(update="append")`` asks this before every append: one request instead of two, and
+            on a failure the append that follows is still logged, then fails and says so.
+            """
+            if (env or self.env, win) in self.made:
+                return True
+            try:
+                answer = self._win_exists_wrap(win, env)
+            except ConnectionError:
+                return None
+            return answer == "true" if answer in ("true", "false") else None
+
+    return TimedVisdom
+
+
+def client(server: str, port: int, env: str, log: Path | None = None) -> Any:
+    """A visdom client on the server, with a timeout on every call.
+
+    Raises:
+        ConnectionError: the server did not answer within ``TIMEOUT_S``, or not as Visdom does.
+    """
+    quiet = io.StringIO()  # visdom prints session chatter of its own
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        vis = _client_class()(
+            server=server,
+            port=port,
+            env=env,
+            log_to_filename=str(log) if log else None,
+            use_incoming_socket=False,
+            raise_exceptions=True,
+        )  # its constructor POSTs the env: the first call that can fail
+        if vis._win_exists_wrap("") not in ("true", "false"):  # what Visdom answers
+            raise ConnectionError("it did not answer as a Visdom server does")
+    return vis
 
 
 def _figure_rgb(fig: Any) -> Any:
@@ -69,7 +149,6 @@ class VisdomPlugin(Plugin):
 
     name = "visdom"
     description = "live Visdom dashboard (loss, accuracy, lr, samples, misclassified) + offline log and replay"
-    order = 70
     options = (
         Option("visdom-server", str, None, "server URL (env VISDOM_SERVER_URL, default http://localhost)"),
         Option("visdom-port", int, None, "server port (env VISDOM_PORT, default 8097)"),
@@ -81,80 +160,74 @@ class VisdomPlugin(Plugin):
         super().__init__(**values)
         if self.visdom_every < 1:
             raise ValueError("visdom-every must be >= 1")
+        if importlib.util.find_spec("visdom") is None:
+            raise ValueError("needs the visdom package: pip install 'mnist-ignite[visdom]'")
         self.server = self.visdom_server or os.environ.get("VISDOM_SERVER_URL", "http://localhost")
         self.port = self.visdom_port or _default_port()
         self.env = self.visdom_env or os.environ.get("VISDOM_ENV", "mnist-ignite")
+        self.url = f"{self.server}:{self.port}/env/{quote(self.env)}"
         self.warned = False
+        self.queued = 0  # sends submitted and not finished yet
+        self.lock = threading.Lock()
 
-    # connection -------------------------------------------------------------------------
-    def _reachable(self) -> bool:
-        import requests
-
+    # connection and sending ---------------------------------------------------------------
+    def _connect(self) -> Any:
+        """A client on the server, or an offline one (log file only) when it does not answer in time."""
         try:
-            requests.get(f"{self.server}:{self.port}", timeout=2)
-            return True
-        except requests.RequestException:
-            return False
+            vis = client(self.server, self.port, self.env, self.log)
+            print(f"visdom: dashboard at {self.url}", flush=True)
+            return vis
+        except Exception as err:  # any failure: monitoring must not stop training
+            import visdom
 
-    def _connect(self, log: Path) -> Any:
-        """Ignite's VisdomLogger on the server, or an offline one (log file only) when none answers."""
-        if importlib.util.find_spec("visdom") is None:
-            raise ValueError("the visdom handler needs the visdom package: pip install 'mnist-ignite[visdom]'")
-        from ignite.handlers.visdom_logger import VisdomLogger
+            self._warn(f"no Visdom server at {self.server}:{self.port} ({_reason(err)})")
+            return visdom.Visdom(env=self.env, offline=True, log_to_filename=str(self.log))
 
-        common = {"env": self.env, "log_to_filename": str(log), "use_incoming_socket": False}
-        quiet = io.StringIO()  # visdom prints session chatter and tracebacks of its own
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            if self._reachable():
-                try:
-                    return VisdomLogger(server=self.server, port=self.port, raise_exceptions=True, **common)
-                except Exception as err:  # answered, but not as Visdom: monitoring must not stop training
-                    reason = f"{type(err).__name__}: {err}"
-            else:
-                reason = "no answer"
-            logger = VisdomLogger(server=self.server, port=self.port, offline=True, **common)
-        self._warn(f"no Visdom server at {self.server}:{self.port} ({reason})")
-        return logger
-
-    def _warn(self, what: str) -> None:
-        if not self.warned:
-            print(
-                f"mnist-ignite: warning: visdom: {what}; training goes on and every event is kept in {self.log} "
-                f"(replay it with: mnist-ignite visdom --replay {self.log})",
-                file=sys.stderr,
-                flush=True,
-            )
+    def _warn(self, what: str, then: str = "training goes on and every event is kept in") -> None:
+        """One warning per run, whatever fails next."""
+        with self.lock:
+            if self.warned:
+                return
             self.warned = True
+        print(
+            f"mnist-ignite: warning: visdom: {what}; {then} {self.log} "
+            f"(replay it with: mnist-ignite visdom --replay {self.log})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _submit(self, what: str, send: Callable[[], None]) -> None:
-        """Run ``send`` on the logger's worker thread; the first failure switches to log-only."""
-        vis = self.logger.vis
+        """Run ``send`` on the worker thread; the first failure switches to log-only."""
 
         def call() -> None:
             try:
                 send()
             except Exception as err:
-                vis.offline = True  # visdom logs before it posts: this event is in the log already
-                self._warn(f"{what} failed, the Visdom server stopped answering ({type(err).__name__}: {err})")
+                self.vis.offline = True  # visdom logs before it posts: this event is in the log already
+                self._warn(f"{what} failed, the server stopped answering ({_reason(err)})")
+            finally:
+                with self.lock:
+                    self.queued -= 1
 
-        self.logger.executor.submit(call)
+        with self.lock:
+            self.queued += 1
+        self.executor.submit(call)
 
     def _send(self, method: str, **kwargs: Any) -> None:
         """Queue one visdom call (``line``, ``text``, ...) in this run's environment."""
-        self._submit(
-            f"sending to {kwargs.get('win')}", lambda: getattr(self.logger.vis, method)(env=self.env, **kwargs)
-        )
+        self._submit(f"sending to {kwargs.get('win')}", lambda: getattr(self.vis, method)(env=self.env, **kwargs))
 
-    # plugin -----------------------------------------------------------------------------
+    # plugin -------------------------------------------------------------------------------
     def attach(self, ctx: RunContext) -> None:
         self.ctx = ctx
         if not ctx.is_main_process:
             return
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         self.log = ctx.output_dir / "visdom.log"
-        self.logger = self._connect(self.log)
+        self.vis = self._connect()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visdom")
         self.loss_sum = torch.zeros((), device=ctx.device)
-        self.wrong = MisclassifiedSamples(limit=16)
+        self.wrong = MisclassifiedSamples(limit=IMAGES)
         self.wrong.attach(ctx.evaluator)
         t = ctx.trainer
         t.add_event_handler(Events.STARTED, self.started)
@@ -162,36 +235,61 @@ class VisdomPlugin(Plugin):
         t.add_event_handler(Events.ITERATION_COMPLETED(every=self.visdom_every), self.iteration)
         t.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
 
-    def _line(self, win: str, x: float, ys: Sequence[float], title: str, legend: Sequence[str], xlabel: str) -> None:
+    def _line(self, win: str, xs: Sequence[float], ys: Sequence[Sequence[float]], append: bool = True) -> None:
+        """Points (one row of ``ys`` per x, one column per legend entry) added to, or replacing, a curve window."""
+        title, legend, xlabel, ylabel, extra = CURVES[win]
+        opts = {"title": title, "legend": legend, "xlabel": xlabel, "ylabel": ylabel, **extra}
+        opts |= {"showlegend": True, "markers": True, "markersize": 6, **PANE}
+        # the title is on the window's bar already: none inside the plot, where the toolbar covers it
+        opts |= {"margintop": 30, "layoutopts": {"plotly": {"title": None}}}
+        if xlabel == "epoch":
+            opts["xtickstep"] = max(1, math.ceil(self.ctx.config.epochs / 10))  # whole epochs
         self._send(
             "line",
-            X=[[x] * len(ys)],
-            Y=[list(ys)],
+            X=[[x] * len(legend) for x in xs],
+            Y=[list(y) for y in ys],
             win=win,
-            update="append",  # creates the window when it does not exist yet
-            opts={"title": title, "legend": list(legend), "xlabel": xlabel, "showlegend": True, **WINDOW_SIZE},
+            update="append" if append else None,  # append creates the window when it is not there
+            opts=opts,
         )
+
+    def _text(self, win: str, html: str, title: str | None = None) -> None:
+        self._send("text", text=html, win=win, opts={"title": title or win, **PANE})
 
     def _grid(self, win: str, images: torch.Tensor, titles: list[str], caption: str) -> None:
         rows = (len(titles) + 3) // 4
 
         def render() -> Any:
-            fig = image_grid(images, titles, rows=rows, cols=4, figsize=(4.4, 1.25 * rows + 0.2))
+            fig = image_grid(images, titles, rows=rows, cols=4, figsize=(4.4, 1.25 * rows + 0.45))
             for ax in fig.axes:
                 ax.title.set_fontsize(7)
+            fig.suptitle(caption, fontsize=9)  # in the image: visdom's own caption gets clipped
             fig.tight_layout(pad=0.3)
             return _figure_rgb(fig)
 
         def send() -> None:  # drawn on the worker thread too: rendering never holds up a step
-            self.logger.vis.image(render(), win=win, env=self.env, opts={"title": win, "caption": caption})
+            self.vis.image(render(), win=win, env=self.env, opts={"title": win, **PANE, "height": 420})
 
         self._submit(f"sending the {win} grid", send)
 
     def started(self, engine: Engine) -> None:
+        """Create the windows in page order: curves, images, settings."""
+        fresh = engine.state.iteration == 0
+        rows = self.ctx.history.rows if self.ctx.history is not None else []
+        nan = float("nan")  # a window's first point before any data: axes and legend, no marker
+        for win, keys in (("loss", ("train_loss", "test_loss")), ("accuracy", ("train_acc", "test_acc"))):
+            # the epochs so far (a resumed run redraws the earlier ones, even those that were only logged)
+            points = [[r[k] for k in keys] for r in rows] or [[nan, nan]]
+            self._line(win, [r["epoch"] for r in rows] or [nan], points, append=False)
+        if fresh:  # a resumed run appends to these
+            self._line("train_loss", [nan], [[nan]], append=False)
+            self._line("lr", [nan], [[nan]], append=False)
+        self._grid("samples", *preview(self.ctx.train_data, IMAGES), "training images (augmented), with labels")
+        if fresh:
+            self._text("misclassified", "wrong test predictions appear here after the first epoch")
         cfg = self.ctx.config
         info = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "options"} | cfg.options, indent=1)
-        self._send("text", text=f"<pre>{info}</pre>", win="run", opts={"title": "run", **WINDOW_SIZE})
-        self._grid("samples", *preview(self.ctx.train_data), "training images (augmented)")
+        self._text("run", f"<pre>{info}</pre>", "run settings")
 
     def accumulate(self, engine: Engine) -> None:
         self.loss_sum += engine.state.output["loss"]  # stays on the device: no sync per step
@@ -200,103 +298,170 @@ class VisdomPlugin(Plugin):
         loss = float(self.loss_sum) / self.visdom_every
         self.loss_sum.zero_()
         i = engine.state.iteration
-        self._line("train_loss", i, [loss], "training loss (running)", ["train"], "iteration")
-        lr = float(self.ctx.optimizer.param_groups[0]["lr"])
-        self._line("lr", i, [lr], "learning rate", ["lr"], "iteration")
+        self._line("train_loss", [i], [[loss]])
+        self._line("lr", [i], [[float(self.ctx.optimizer.param_groups[0]["lr"])]])
 
     def epoch(self, engine: Engine) -> None:
         r = engine.state.record
         e = r["epoch"]
-        self._line("loss", e, [r["train_loss"], r["test_loss"]], "loss", ["train", "test"], "epoch")
-        self._line("accuracy", e, [r["train_acc"], r["test_acc"]], "accuracy (%)", ["train", "test"], "epoch")
+        self._line("loss", [e], [[r["train_loss"], r["test_loss"]]])
+        self._line("accuracy", [e], [[r["train_acc"], r["test_acc"]]])
         if self.wrong.true:
             images = denormalize(self.wrong.images)
-            self._grid("misclassified", images, self.wrong.titles(), f"epoch {e}: true / predicted")
+            self._grid("misclassified", images, self.wrong.titles(), f"epoch {e}: wrong test predictions, true / pred")
+        else:
+            self._text("misclassified", f"epoch {e}: no wrong test predictions")
 
     def close(self) -> None:
-        """End of the run, failed or not (called by the core): send what is queued, free the worker thread."""
-        if self.ctx.is_main_process:
-            self.logger.executor.shutdown(wait=True)
+        """End of the run, failed or not: give the queue ``CLOSE_WAIT_S``, then log what is left without sending."""
+        executor = getattr(self, "executor", None)
+        if executor is None:
+            return
+        drained = executor.submit(lambda: None)  # done once everything queued before it is
+        executor.shutdown(wait=False)
+        try:
+            drained.result(timeout=CLOSE_WAIT_S)
+            return
+        except FutureTimeout:
+            pass
+        left = self.queued
+        self.vis.offline = True  # the rest only goes to the log: quick, and the call in flight times out
+        self._warn(f"the server did not take the last {left} event(s) within {CLOSE_WAIT_S:.0f} s", "they are in")
+        with contextlib.suppress(FutureTimeout):
+            drained.result(timeout=TIMEOUT_S + CLOSE_WAIT_S)
 
-    # command: mnist-ignite visdom -----------------------------------------------------------
+    # command: mnist-ignite visdom ---------------------------------------------------------
     @staticmethod
     def command(argv: list[str]) -> int:
-        """``mnist-ignite visdom``: start a local server, or replay a run's log into one."""
+        """``mnist-ignite visdom``: start a local server, replay a run's log into one, or install the front-end."""
         parser = argparse.ArgumentParser(
             prog="mnist-ignite visdom",
             description="Start a Visdom server (bound to 127.0.0.1 unless --host says otherwise), "
-            "or replay a run's OUTPUT/visdom.log into a running server.",
+            "replay a run's OUTPUT/visdom.log into a running server, or install visdom's front-end.",
         )
         parser.add_argument("--port", type=int, default=_default_port(), help="port (env VISDOM_PORT, default 8097)")
         parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-        parser.add_argument("--download-assets", action="store_true", help="let visdom download missing JS/CSS")
         parser.add_argument("--replay", metavar="VISDOM.log", help="send a run's logged events to the server")
         parser.add_argument(
             "--server", default=os.environ.get("VISDOM_SERVER_URL", "http://localhost"), help="server URL for --replay"
         )
         parser.add_argument("--env", help="with --replay: put the events in this environment instead")
+        parser.add_argument(
+            "--install-assets",
+            action="store_true",
+            help="install visdom's JS/CSS (from the npm registry with npm, else visdom's own download) and exit",
+        )
         args = parser.parse_args(argv)
+        if importlib.util.find_spec("visdom") is None:
+            return _error("the visdom package is missing: pip install 'mnist-ignite[visdom]'")
+        if args.install_assets:
+            try:
+                install_assets()
+            except AssetsError as err:
+                return _error(str(err))
+            return 0
         if args.replay:
             return replay(Path(args.replay), args.server, args.port, args.env)
-        return serve(args.port, args.host, args.download_assets)
+        return serve(args.port, args.host)
 
 
-def assets_missing() -> bool:
-    """True when visdom would download its front-end assets at start-up."""
-    spec = importlib.util.find_spec("visdom")
-    if spec is None or spec.origin is None:
-        return True
-    pkg = Path(spec.origin).parent
-    built = pkg / "static" / "version.built"
-    version = (pkg / "VERSION").read_text().strip()
-    return not (
-        built.is_file() and built.read_text().strip() == version and (pkg / "static" / "js" / "main.js").is_file()
-    )
+def _reason(err: BaseException) -> str:
+    """Why a call failed, in a few words (visdom replaces the HTTP error by a bare ConnectionError)."""
+    import requests
+
+    cause = err.__context__ if isinstance(err.__context__, requests.RequestException) else err
+    if isinstance(cause, requests.Timeout):
+        return f"no answer within {TIMEOUT_S:.0f} s"
+    if isinstance(cause, requests.ConnectionError):
+        return "cannot connect"
+    text = str(cause)
+    return f"{type(cause).__name__}: {text[:200]}" if text else type(cause).__name__
 
 
-def serve(port: int, host: str = "127.0.0.1", download_assets: bool = False) -> int:
-    """Run ``python -m visdom.server`` in the foreground; exit code is the server's."""
-    if importlib.util.find_spec("visdom") is None:
-        print("mnist-ignite visdom: the visdom package is missing: pip install 'mnist-ignite[visdom]'", file=sys.stderr)
-        return 1
-    if assets_missing() and not download_assets:
-        print("mnist-ignite visdom: " + ASSETS_HINT.format(python=sys.executable), file=sys.stderr)
-        return 1
+def _error(message: str) -> int:
+    print(f"mnist-ignite visdom: error: {message}", file=sys.stderr)
+    return 1
+
+
+def serve(port: int, host: str = "127.0.0.1") -> int:
+    """Run ``python -m visdom.server`` until it exits, or until SIGINT/SIGTERM, which it forwards and waits on."""
+    if missing_assets():
+        return _error(ASSETS_HINT)
     cmd = [sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", host]
     if host in ("127.0.0.1", "localhost"):
         cmd.append("-bind_local")
+    # its own session: a terminal's Ctrl-C reaches only us, and we pass it on once
+    proc = subprocess.Popen(cmd, start_new_session=True)
     print(f"Visdom on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    stop_by: list[float] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        stop_by.append(time.monotonic() + STOP_WAIT_S)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stop_by and time.monotonic() > stop_by[0]:
+                    proc.kill()  # it ignored the signal
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stop_by:
+        print("Visdom server stopped", flush=True)
         return 0
+    return code
+
+
+def _read_log(log: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The events of a visdom log, checked before anything is sent."""
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {log}: {getattr(err, 'strerror', None) or err}") from None
+    events = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            endpoint, msg = json.loads(line)
+            if not isinstance(endpoint, str) or not isinstance(msg, dict):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{log}:{n} is not a visdom log line (a JSON [endpoint, message] pair)") from None
+        events.append((endpoint, msg))
+    if not events:
+        raise ValueError(f"{log} holds no events")
+    return events
 
 
 def replay(log: Path, server: str, port: int, env: str | None = None) -> int:
     """Send every logged event to the server (optionally into another environment)."""
-    if not log.is_file():
-        print(f"mnist-ignite visdom: no log at {log}", file=sys.stderr)
-        return 1
-    import visdom
-
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        vis = visdom.Visdom(server=server, port=port, raise_exceptions=True, use_incoming_socket=False)
-        connected = vis.check_connection(timeout_seconds=5)
-    if not connected:
-        print(
-            f"mnist-ignite visdom: no server at {server}:{port}; start one with: mnist-ignite visdom --port {port}",
-            file=sys.stderr,
+    try:
+        events = _read_log(log)
+    except ValueError as err:
+        return _error(str(err))
+    try:
+        vis = client(server, port, env or "main")
+    except Exception as err:
+        return _error(
+            f"no Visdom server answers at {server}:{port} ({_reason(err)}); "
+            f"start one with: mnist-ignite visdom --port {port}"
         )
-        return 1
-    count, envs = 0, set()
-    with log.open() as f:
-        for line in f:
-            endpoint, msg = json.loads(line)
-            if env:
-                msg["eid"] = env
-            envs.add(msg.get("eid"))
+    envs = set()
+    for i, (endpoint, msg) in enumerate(events):
+        if env:
+            msg["eid"] = env
+        envs.add(str(msg.get("eid")))
+        try:
             vis._send(msg, endpoint, from_log=True)
-            count += 1
-    print(f"replayed {count} events into {', '.join(sorted(str(e) for e in envs))} on {server}:{port}")
+        except Exception as err:
+            return _error(f"the server stopped answering after {i} of {len(events)} events ({_reason(err)})")
+    urls = ", ".join(f"{server}:{port}/env/{quote(e)}" for e in sorted(envs))
+    print(f"replayed {len(events)} events: {urls}")
     return 0

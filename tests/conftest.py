@@ -1,4 +1,4 @@
-"""Shared fixtures: the real MNIST from ../shared/data (never downloaded), small CLI runs."""
+"""Shared fixtures: the real MNIST from ``$MNIST_IGNITE_DATA`` (or ./data; never downloaded), small CLI runs."""
 
 from __future__ import annotations
 
@@ -12,13 +12,24 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("MNIST_IGNITE_DATA", ROOT.parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("MNIST_IGNITE_DATA") or ROOT / "data")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No MNIST, no suite: one line that says where to point it, before any test runs (exit 4)."""
+    raw = DATA_DIR / "MNIST" / "raw"
+    absent = [name for name in MNIST_FILES if not (raw / name).is_file()]
+    if absent:
+        raise pytest.UsageError(
+            f"the tests need MNIST ({absent[0]} is not in {raw}): export MNIST_IGNITE_DATA=DIR, a folder holding "
+            "MNIST/raw/*-ubyte; or download it into ./data once with: "
+            ".venv/bin/python -c \"from torchvision.datasets import MNIST; MNIST('data', download=True)\""
+        )
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> str:
-    raw = DATA_DIR / "MNIST" / "raw"
-    assert (raw / "train-images-idx3-ubyte").is_file(), f"tests need the real MNIST under {raw}"
     return str(DATA_DIR)
 
 
