@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,19 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> Path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return out
+
+
+@pytest.fixture
+def run_main(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Call a command's ``main`` in this process: (exit code, stdout, stderr), argparse's exits included."""
+
+    def run(main: Callable[[list[str]], int], *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

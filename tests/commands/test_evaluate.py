@@ -122,7 +122,7 @@ def test_default_output_folder_is_inside_the_run(trained_run: Path, data_dir: st
     assert (trained_run / "evaluation" / "final_model" / "evaluation.json").is_file()
 
 
-def test_bad_input_one_line_no_traceback(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
+def test_bad_input_one_line_no_traceback(trained_run: Path, data_dir: str, tmp_path: Path, run_main) -> None:
     notes = tmp_path / "notes.pt"
     notes.write_text("hello")
     blocker = tmp_path / "file"
@@ -133,9 +133,11 @@ def test_bad_input_one_line_no_traceback(trained_run: Path, data_dir: str, tmp_p
         ([str(trained_run), "--output-dir", str(blocker / "sub")], 1, "cannot use"),
         ([str(trained_run), "--top", "-1"], 2, "--top must be >= 0"),
     ]
+    common = ("--data-dir", data_dir, "--device", "cpu", "--max-samples", "50")
+    result = run_cli("evaluate", *cases[0][0], *common)  # once through the real entry point
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and cases[0][2] in result.stderr, result.stderr
     for args, code, message in cases:
-        result = run_cli("evaluate", *args, "--data-dir", data_dir, "--device", "cpu", "--max-samples", "50")
-        assert result.returncode == code, (args, result.stderr)
-        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        returned, _, err = run_main(main, *args, *common)
+        assert returned == code, (args, err)
+        assert err.count("\n") == 1 and message in err, err
     assert blocker.read_text() == "x"

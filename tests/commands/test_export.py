@@ -84,7 +84,7 @@ def test_failed_parity_leaves_nothing_and_shows_the_numbers(trained_run: Path, d
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_input(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
+def test_bad_input(trained_run: Path, data_dir: str, tmp_path: Path, run_main) -> None:
     notes = tmp_path / "notes.pt"
     notes.write_text("hello")
     blocker = tmp_path / "file"
@@ -96,7 +96,7 @@ def test_bad_input(trained_run: Path, data_dir: str, tmp_path: Path) -> None:
         ([str(trained_run), "--format", "tflite"], 2, "invalid choice"),
     ]
     for args, code, message in cases:
-        result = run_cli("export", *args, "--data-dir", data_dir)
-        assert result.returncode == code, (args, result.stderr)
-        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        returned, out, err = run_main(main, *args, "--data-dir", data_dir)
+        assert returned == code, (args, err)
+        assert message in err and out == "", err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "notes.pt"]

@@ -104,7 +104,7 @@ def test_bad_images_reported_the_good_ones_still_classified(trained_run: Path, r
     assert f"{blank}: no ink found" in errors[0] and f"{text}: not a readable image" in errors[1]
 
 
-def test_usage_errors(trained_run: Path, rendered, tmp_path: Path) -> None:
+def test_usage_errors(trained_run: Path, rendered, tmp_path: Path, run_main) -> None:
     folder, _, _ = rendered
     good = str(sorted(folder.iterdir())[0])
     empty = tmp_path / "empty"
@@ -121,13 +121,11 @@ def test_usage_errors(trained_run: Path, rendered, tmp_path: Path) -> None:
         ([str(tmp_path / "missing.onnx"), good], 1, "model not found"),
         ([str(trained_run), good, "--save-preprocessed", str(blocker / "out")], 1, "cannot use"),
     ]
-    for args, code, message in cases:
-        result = run_cli("predict", *args)
-        assert result.returncode == code, (args, result.stderr)
-        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-        assert result.stdout == ""
     broken = tmp_path / "broken.onnx"
     broken.write_text("not onnx")
-    result = run_cli("predict", str(broken), good)
-    assert result.returncode == 1 and "is not a loadable ONNX model" in result.stderr
-    assert result.stderr.count("\n") == 1
+    cases.append(([str(broken), good], 1, "is not a loadable ONNX model"))
+    for args, code, message in cases:
+        returned, out, err = run_main(predict.main, *args)
+        assert returned == code, (args, err)
+        assert err.count("\n") == 1 and message in err, err
+        assert out == ""
