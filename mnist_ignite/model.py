@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ignite.engine import Events
 
+from mnist_ignite.summary import summary  # the seed's show_summary() table, kept where it was
+
 __all__ = ["Model", "Net", "summary"]
 
 
@@ -52,38 +54,6 @@ class Net(nn.Module):
         x = F.relu(self.fc1(x), inplace=True)
         x = self.fc2(x)
         return F.log_softmax(x, dim=1)
-
-
-def summary(model: nn.Module, input_size: Sequence[int] = (1, 28, 28)) -> str:
-    """A torchsummary-style table (layer, output shape, parameters) from forward hooks; no extra deps."""
-    rows: list[tuple[str, str, int]] = []
-    counts: dict[str, int] = {}
-
-    def hook(module: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        kind = type(module).__name__
-        counts[kind] = counts.get(kind, 0) + 1
-        params = sum(p.numel() for p in module.parameters(recurse=False))
-        rows.append((f"{kind}-{counts[kind]}", str([-1, *out.shape[1:]]), params))
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    device = next(model.parameters()).device
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(2, *input_size, device=device))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    line = "-" * 64
-    out = [line, f"{'Layer (type)':>20}  {'Output Shape':>25}  {'Param #':>13}", "=" * 64]
-    out += [f"{name:>20}  {shape:>25}  {n:>13,}" for name, shape, n in rows]
-    out += ["=" * 64, f"Total params: {total:,}", f"Trainable params: {trainable:,}", line]
-    return "\n".join(out)
 
 
 class Model:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("mnist_ignite.commands.predict", "classify digit images (PNG/JPEG, any size) with a model or .onnx"),
     "export": ("mnist_ignite.commands.export", "export to ONNX, TorchScript or ExportedProgram, parity-checked"),
     "compare": ("mnist_ignite.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
+    "summary": ("mnist_ignite.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
 }
 
 
