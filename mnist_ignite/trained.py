@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_ignite import models
 from mnist_ignite.files import CheckpointLoadError, load_tensors
 
 __all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
@@ -34,24 +35,8 @@ _BEST = re.compile(r"^best_model_(\d+)_test_acc=([0-9.]+)\.pt$")
 
 
 def build_model(spec: str, args: Mapping[str, Any]) -> nn.Module:
-    """A fresh, untrained model for ``spec`` with constructor options ``args``.
-
-    Uses the model registry (``mnist_ignite.models.build_model``) where this install has one;
-    otherwise only the seed's ``Net`` is known.
-    """
-    try:
-        from mnist_ignite.models import build_model as registry_build  # type: ignore[attr-defined]
-    except ImportError as err:
-        if err.name not in ("mnist_ignite.models", None):
-            raise  # the registry exists but is broken: say so, do not hide it
-        if spec not in (DEFAULT_MODEL, "Net") or args:
-            raise CheckpointLoadError(
-                f"the model {spec!r} {dict(args) or ''} cannot be rebuilt: this install knows only the seed Net"
-            ) from None
-        from mnist_ignite.model import Net
-
-        return Net()
-    return registry_build(spec, dict(args))
+    """A fresh, untrained model for ``spec`` with constructor options ``args`` (the one place models are made)."""
+    return models.build_model(spec, args)
 
 
 class LogProbs(nn.Module):
@@ -162,9 +147,7 @@ def load_trained(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     spec, args = _model_spec(run_dir, state)
     try:
         model = build_model(spec, args)
-    except CheckpointLoadError:
-        raise
-    except Exception as err:  # a user's model can fail in any way; name it
+    except Exception as err:  # a user's model can fail in any way (ModelError included); name it
         raise CheckpointLoadError(f"cannot rebuild model {spec!r} for {file}: {type(err).__name__}: {err}") from None
     try:
         model.load_state_dict(weights)

@@ -50,3 +50,39 @@ def run_main(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str
         return code, captured.out, captured.err
 
     return run
+
+
+LOGITS_MODEL = '''
+import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    """A user's model: BatchNorm (eval mode matters), returns logits, takes a constructor option."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, width, 3, stride=2), nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(4)
+        )
+        self.head = nn.Linear(16 * width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1))
+'''
+
+
+@pytest.fixture(scope="session")
+def custom_run(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> Path:
+    """A run of a user's logits model from ``file.py:Attr`` with ``--model-arg width=6``."""
+    root = tmp_path_factory.mktemp("custom")
+    (root / "tiny.py").write_text(LOGITS_MODEL)
+    out = root / "run"
+    result = run_cli(
+        *("--model", f"{root / 'tiny.py'}:Tiny", "--model-arg", "width=6"),
+        *("--data-dir", data_dir, "--output-dir", str(out), "--device", "cpu", "--epochs", "1"),
+        *("--max-train-samples", "2048", "--max-eval-samples", "256", "--no-download"),
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out

@@ -141,3 +141,18 @@ def test_bad_input_one_line_no_traceback(trained_run: Path, data_dir: str, tmp_p
         assert returned == code, (args, err)
         assert err.count("\n") == 1 and message in err, err
     assert blocker.read_text() == "x"
+
+
+def test_a_users_logits_model_is_rebuilt_from_the_run(custom_run: Path, data_dir: str, tmp_path: Path) -> None:
+    trained = load_trained(custom_run)
+    assert trained.spec.endswith("tiny.py:Tiny") and trained.model_args == {"width": 6}
+    args = [str(custom_run), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "300"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*args, "--output-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["model_args"] == {"width": 6} and report["parameters"] == trained.parameters
+    ds = load_mnist(data_dir, train=False, download=False)
+    x, y = normalize(ds.data[:300].unsqueeze(1).float() / 255), ds.targets[:300]
+    with torch.no_grad():
+        logits = trained.model.model(x)  # the bare model: logits; the loss must be cross-entropy on them
+    assert report["test_loss"] == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)

@@ -100,3 +100,15 @@ def test_bad_input(trained_run: Path, data_dir: str, tmp_path: Path, run_main) -
         assert returned == code, (args, err)
         assert message in err and out == "", err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "notes.pt"]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "exported-program"])
+def test_a_users_logits_model_exports_log_probabilities(fmt, custom_run: Path, data_dir: str, tmp_path: Path, capsys):
+    out = tmp_path / ("tiny.onnx" if fmt == "onnx" else "tiny.pt2")
+    assert main([str(custom_run), "--format", fmt, "--output", str(out), "--data-dir", data_dir]) == 0
+    assert "1,000/1,000 predictions identical" in capsys.readouterr().out
+    x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    log_probs = _load_independently(fmt, out)(x)
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(5))
+    with torch.no_grad():
+        torch.testing.assert_close(log_probs, load_trained(custom_run).model(x), atol=1e-4, rtol=0)
