@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-ignite predict", description=HELP)
     parser.add_argument("model", metavar="MODEL", help="a run folder, a .pt model/checkpoint, or an exported .onnx")
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or folders of images")
-    parser.add_argument("--top", type=int, default=1, help="show the K most probable digits")
-    parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+    parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most probable digits")
+    parser.add_argument("--json", action="store_true", help="print JSON (model, predictions, errors) instead of lines")
     parser.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 images the model saw here")
     parser.add_argument("--device", default="cpu", help="device for .pt models: cpu, cuda, mps or auto")
     return parser
