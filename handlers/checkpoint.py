@@ -9,45 +9,58 @@ Files are written atomically with fsync and loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import ignite.distributed as idist
-import torch
-from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint
-from ignite.handlers.checkpoint import BaseSaveHandler
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.files import CheckpointLoadError, load_tensors, save_torch
-from mnist_ignite.plugins import Option, Plugin, RunContext, RunEvents
+from mnist_ignite.plugins import Option, Plugin, RunContext
 
-__all__ = ["AtomicDiskSaver", "CheckpointPlugin", "find_checkpoints", "find_latest"]
+if TYPE_CHECKING:  # Ignite and torch load when a run starts, not for --help
+    import torch
+    from ignite.engine import Engine
+
+__all__ = ["CheckpointPlugin", "find_checkpoints", "find_latest"]  # and AtomicDiskSaver, built on first use
 
 FORMAT = "mnist-ignite/2"
 _LAST = re.compile(r"^last_checkpoint_(\d+)\.pt$")
 
 
-class AtomicDiskSaver(BaseSaveHandler):
-    """Ignite's save-handler interface on :func:`save_torch`: temp file, fsync, rename.
+@functools.cache
+def _saver_class() -> type:
+    """``AtomicDiskSaver``, built on first use: Ignite loads when a run starts, not for ``--help``."""
+    import ignite.distributed as idist
+    from ignite.handlers.checkpoint import BaseSaveHandler
 
-    A crash or a full disk mid-save leaves the previous checkpoint intact. Only the main process writes.
-    """
+    class AtomicDiskSaver(BaseSaveHandler):
+        """Ignite's save-handler interface on :func:`save_torch`: temp file, fsync, rename.
 
-    def __init__(self, dirname: Path) -> None:
-        self.dirname = Path(dirname)
+        A crash or a full disk mid-save leaves the previous checkpoint intact. Only the main process writes.
+        """
 
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
-        if idist.get_rank() == 0:
-            save_torch(self.dirname / filename, checkpoint)
+        def __init__(self, dirname: Path) -> None:
+            self.dirname = Path(dirname)
 
-    def remove(self, filename: str) -> None:
-        # a run resumed from another folder inherits a list naming files that are not here
-        if idist.get_rank() == 0:
-            (self.dirname / filename).unlink(missing_ok=True)
+        def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+            if idist.get_rank() == 0:
+                save_torch(self.dirname / filename, checkpoint)
+
+        def remove(self, filename: str) -> None:
+            # a run resumed from another folder inherits a list naming files that are not here
+            if idist.get_rank() == 0:
+                (self.dirname / filename).unlink(missing_ok=True)
+
+    return AtomicDiskSaver
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AtomicDiskSaver":
+        return _saver_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Meta:
@@ -102,8 +115,8 @@ class CheckpointPlugin(Plugin):
         super().__init__(**values)
         if self.checkpoint_every_iters < 0 or self.keep_last < 1:
             raise ValueError("checkpoint-every-iters must be >= 0 and keep-last >= 1")
-        self.last: Checkpoint | None = None
-        self.best: Checkpoint | None = None
+        self.last: Any = None  # ignite.handlers.Checkpoint objects, built at READY
+        self.best: Any = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best.state_dict() if self.best else {"saved": []}}
@@ -113,6 +126,10 @@ class CheckpointPlugin(Plugin):
             self.best.load_state_dict(state["best"])
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+
+        from mnist_ignite.events import RunEvents
+
         self.ctx = ctx
         self.directory = ctx.output_dir / "checkpoints"
         if ctx.is_main_process:
@@ -133,11 +150,13 @@ class CheckpointPlugin(Plugin):
 
     def _setup(self, engine: Engine) -> None:
         """At READY every plugin has attached: save everything registered in ``ctx.checkpoint_objects``."""
+        from ignite.handlers import Checkpoint
+
         ctx = self.ctx
         meta = _Meta(ctx.model, ctx.config.model, ctx.config.model_args)
         self.to_save = {"meta": meta, "model": ctx.model, "optimizer": ctx.optimizer}
         self.to_save.update(ctx.checkpoint_objects)
-        saver = AtomicDiskSaver(self.directory)
+        saver = _saver_class()(self.directory)
         self.last = Checkpoint(
             self.to_save,
             saver,
@@ -177,6 +196,8 @@ class CheckpointPlugin(Plugin):
 
     def _finite(self) -> bool:
         """All weights finite (one host sync per save): a diverged model is never a checkpoint."""
+        import torch
+
         params = [p.detach() for p in self.to_save["model"].parameters()]
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
 
@@ -204,6 +225,8 @@ class CheckpointPlugin(Plugin):
         to_load = {k: self.to_save[k] for k in ("meta", "settings", "plugins") if k in self.to_save}
         to_load |= {k: v for k, v in self.to_save.items() if k not in to_load}
         to_load["checkpointer"] = self.last
+        from ignite.handlers import Checkpoint
+
         try:
             Checkpoint.load_objects(to_load, dict(state))
         except CheckpointLoadError:

@@ -9,9 +9,6 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from ignite.engine import Events
-from ignite.handlers import EarlyStopping
-
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 __all__ = ["EarlyStoppingPlugin"]
@@ -29,10 +26,13 @@ class EarlyStoppingPlugin(Plugin):
         super().__init__(**values)
         if self.patience < 1 or self.min_delta < 0:
             raise ValueError("patience must be >= 1 and min-delta >= 0")
-        self.handler: EarlyStopping | None = None
+        self.handler: Any = None  # ignite.handlers.EarlyStopping, built in attach
         self._pending: Mapping[str, Any] | None = None
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+        from ignite.handlers import EarlyStopping
+
         # Ignite 0.5.5 renamed min_delta to threshold
         delta = "threshold" if "threshold" in inspect.signature(EarlyStopping).parameters else "min_delta"
         self.handler = EarlyStopping(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
-
-from ignite.engine import Engine, Events
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.files import atomic_write, save_json
 from mnist_ignite.history import RECORD_KEYS
 from mnist_ignite.plugins import Plugin, RunContext
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
 
 __all__ = ["COLUMNS", "HistoryPlugin"]
 
@@ -28,6 +29,8 @@ class HistoryPlugin(Plugin):
     description = "metrics.json + metrics.csv after every epoch, and the seed's results dict"
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+
         self.ctx = ctx
         if ctx.is_main_process:
             ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self.write)

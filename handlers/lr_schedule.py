@@ -8,15 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ignite.engine import Events
-from ignite.handlers import (
-    CosineAnnealingScheduler,
-    LRScheduler,
-    ReduceLROnPlateauScheduler,
-    create_lr_scheduler_with_warmup,
-)
-from torch.optim.lr_scheduler import OneCycleLR, StepLR
-
 from mnist_ignite.files import CheckpointLoadError
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
@@ -73,6 +64,15 @@ class LRSchedulePlugin(Plugin):
             )
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+        from ignite.handlers import (
+            CosineAnnealingScheduler,
+            LRScheduler,
+            ReduceLROnPlateauScheduler,
+            create_lr_scheduler_with_warmup,
+        )
+        from torch.optim.lr_scheduler import OneCycleLR, StepLR
+
         self.ctx = ctx
         opt, trainer = ctx.optimizer, ctx.trainer
         lr = opt.param_groups[0]["lr"]

@@ -7,12 +7,12 @@ checkpoint on disk stays the last good one, and the command exits 1 with a hint.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from ignite.engine import Engine, Events
-from ignite.handlers import TerminateOnNan
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.plugins import Option, Plugin, RunContext, StopTraining
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
 
 __all__ = ["NanGuardPlugin"]
 
@@ -28,10 +28,13 @@ class NanGuardPlugin(Plugin):
         super().__init__(**values)
         if self.nan_check_every < 1:
             raise ValueError("nan-check-every must be >= 1")
-        self.detector = TerminateOnNan(output_transform=lambda o: o["loss"])
-        self.detector.logger.setLevel(logging.ERROR)
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+        from ignite.handlers import TerminateOnNan
+
+        self.detector = TerminateOnNan(output_transform=lambda o: o["loss"])
+        self.detector.logger.setLevel(logging.ERROR)
         self.ctx = ctx
         every = Events.ITERATION_COMPLETED(every=self.nan_check_every)
         ctx.trainer.add_event_handler(every | Events.EPOCH_COMPLETED, self.check)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ignite.engine import Engine, Events
 from tqdm.std import tqdm
 
-from mnist_ignite.figures import in_notebook
 from mnist_ignite.plugins import Option, Plugin, RunContext
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
 
 __all__ = ["ProgressPlugin"]
 
@@ -43,6 +44,10 @@ class ProgressPlugin(Plugin):
     options = (Option("progress-always", bool, False, "show the bar even when output is not a terminal"),)
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+
+        from mnist_ignite.figures import in_notebook
+
         self.bar: tqdm | None = None
         self.notebook = in_notebook()
         if not ctx.is_main_process or not (self.progress_always or sys.stderr.isatty() or self.notebook):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ignite.engine import Events
-from ignite.handlers import TimeLimit
-
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 __all__ = ["TimeLimitPlugin"]
@@ -23,6 +20,9 @@ class TimeLimitPlugin(Plugin):
             raise ValueError("time-limit must be > 0")
 
     def attach(self, ctx: RunContext) -> None:
+        from ignite.engine import Events
+        from ignite.handlers import TimeLimit
+
         # checked after each iteration inside an epoch and after an epoch's own handlers, never between
         # an epoch's last iteration and its EPOCH_COMPLETED (that stop would lose the epoch's evaluation)
         inside = Events.ITERATION_COMPLETED(event_filter=lambda e, i: i % e.state.epoch_length != 0)

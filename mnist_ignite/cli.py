@@ -311,18 +311,22 @@ def _plugin_command(argv: Sequence[str]) -> int | None:
 
 def _exit_code(err: BaseException) -> tuple[int, str] | None:
     """Exit code and message for the errors a user can cause; None for a bug (its traceback is shown)."""
-    from mnist_ignite.data import DataError
     from mnist_ignite.files import CheckpointLoadError, OutputWriteError
     from mnist_ignite.plugins import PluginError, PluginLoadError, StopTraining
-    from mnist_ignite.run import Interrupted
     from mnist_ignite.rundir import RunDirError
 
     if isinstance(err, (ConfigError, PluginLoadError, RunDirError)):
         return 2, f"{PROG}: error: {err}"
-    if isinstance(err, (DataError, CheckpointLoadError, OutputWriteError, PluginError)):
+    if isinstance(err, (CheckpointLoadError, OutputWriteError, PluginError)):
         return 1, f"{PROG}: error: {err}"
     if isinstance(err, StopTraining):
         return err.exit_code, f"{PROG}: stopped: {err}"
+    # these modules need torch: only a run (or a command) that already loaded it gets here
+    from mnist_ignite.data import DataError
+    from mnist_ignite.run import Interrupted
+
+    if isinstance(err, DataError):
+        return 1, f"{PROG}: error: {err}"
     if isinstance(err, Interrupted):
         return err.exit_code, str(err)
     return None

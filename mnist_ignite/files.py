@@ -17,8 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 __all__ = [
     "CheckpointLoadError",
     "OutputWriteError",
@@ -97,6 +95,8 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     Serialized in memory first: torch's zip writer reports a full disk as a bare RuntimeError
     ("unexpected pos"), while a plain write reports ENOSPC, which becomes "the disk is full".
     """
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     data = buffer.getbuffer()
@@ -122,6 +122,8 @@ def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         raise CheckpointLoadError(f"cannot read {path}: {err.strerror or err}") from None
     if head != _ZIP_MAGIC:
         raise CheckpointLoadError(f"checkpoint {path} is damaged or not a PyTorch file (no zip header)")
+    import torch
+
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:

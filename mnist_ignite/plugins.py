@@ -34,14 +34,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
-
-import torch
-from ignite.engine import Engine, EventEnum
-from ignite.engine.engine import _EngineTerminateException, _EngineTerminateSingleEpochException
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mnist_ignite.discovery import SpecError, check_name, registered, resolve
 from mnist_ignite.files import CheckpointLoadError
+
+if TYPE_CHECKING:  # torch and Ignite load when a run starts, not for --help
+    import torch
+    from ignite.engine import Engine
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -51,7 +51,6 @@ __all__ = [
     "PluginLoadError",
     "PluginStates",
     "RunContext",
-    "RunEvents",
     "StopTraining",
     "as_plugin",
     "attach_plugin",
@@ -104,11 +103,18 @@ class PluginError(RuntimeError):
         self.plugin, self.event, self.error = plugin, event, error
 
 
-class RunEvents(EventEnum):
-    """The core's own trainer events (see the module docstring)."""
+def __getattr__(name: str) -> Any:
+    if name == "RunEvents":  # defined with Ignite's EventEnum: imported on first use
+        from mnist_ignite.events import RunEvents
 
-    READY = "ready"
-    EPOCH_END = "epoch_end"
+        return RunEvents
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _cpu() -> torch.device:
+    import torch
+
+    return torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ class RunContext:
     config: Any
     output_dir: Path
     is_main_process: bool = True
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=_cpu)
     train_data: Any = None
     eval_data: Any = None
     epoch_length: int = 0
@@ -253,9 +259,19 @@ def _event_name(event: Any) -> str:
     return getattr(event, "name", str(event))
 
 
-_CONTROL_FLOW = (_EngineTerminateException, _EngineTerminateSingleEpochException)
-# errors that already say what went wrong in the user's terms
-_PASS_THROUGH = (PluginError, StopTraining, CheckpointLoadError, PluginLoadError, *_CONTROL_FLOW)
+def _pass_through() -> tuple[type[BaseException], ...]:
+    """Errors that already say what went wrong in the user's terms, and Ignite's own control flow."""
+    # private names: Ignite raises these to unwind terminate()/terminate_epoch(); they must not be wrapped
+    from ignite.engine.engine import _EngineTerminateException, _EngineTerminateSingleEpochException
+
+    return (
+        PluginError,
+        StopTraining,
+        CheckpointLoadError,
+        PluginLoadError,
+        _EngineTerminateException,
+        _EngineTerminateSingleEpochException,
+    )
 
 
 def attach_plugin(plugin: Any, ctx: RunContext) -> None:
@@ -263,19 +279,18 @@ def attach_plugin(plugin: Any, ctx: RunContext) -> None:
     with guarded_attach(plugin.name, ctx.trainer, ctx.evaluator):
         try:
             plugin.attach(ctx)
-        except _PASS_THROUGH:
+        except _pass_through():
             raise
         except Exception as err:
             raise PluginError(plugin.name, "attach", err) from err
     ctx.plugins.append(plugin)
 
 
-_SAFE_LEAVES = (torch.Tensor, int, float, bool, str, bytes, type(None))
-
-
 def _unsafe_path(value: Any, path: str = "") -> str | None:
     """Where ``value`` holds something ``torch.load(weights_only=True)`` would refuse (None when all is fine)."""
-    if isinstance(value, _SAFE_LEAVES):
+    import torch
+
+    if isinstance(value, (torch.Tensor, int, float, bool, str, bytes, type(None))):
         return None
     if isinstance(value, dict):
         for k, v in value.items():
@@ -340,6 +355,7 @@ class PluginStates:
 def guarded_attach(name: str, *engines: Engine) -> Iterator[None]:
     """While a plugin attaches, wrap every handler it registers so a failure names it and the event."""
     originals = {id(e): e.add_event_handler for e in engines}
+    passing = _pass_through()
 
     def make(engine: Engine, original: Callable[..., Any]) -> Callable[..., Any]:
         role = "evaluator" if engine is not engines[0] else "trainer"
@@ -349,7 +365,7 @@ def guarded_attach(name: str, *engines: Engine) -> Iterator[None]:
             def guarded(*a: Any, **kw: Any) -> Any:
                 try:
                     return handler(*a, **kw)
-                except _PASS_THROUGH:
+                except passing:
                     raise
                 except Exception as err:
                     raise PluginError(name, f"{role} {_event_name(event_name)}", err) from err

@@ -41,13 +41,13 @@ from mnist_ignite.data import (
     read_mnist,
 )
 from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precision, select_device
+from mnist_ignite.events import RunEvents
 from mnist_ignite.files import CheckpointLoadError, save_json, save_torch
 from mnist_ignite.history import History, make_record
 from mnist_ignite.models import build_model, check_model
 from mnist_ignite.plugins import (
     PluginStates,
     RunContext,
-    RunEvents,
     StopTraining,
     attach_plugin,
     build_plugin,

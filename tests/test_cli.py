@@ -116,3 +116,23 @@ def test_smoke_accuracy_of_one_seed_epoch(data_dir: str, tmp_path: Path) -> None
     out = tmp_path / "smoke"
     assert main(small_args(data_dir, out, "--epochs", "1", train=12_000, eval_=2000)) == 0
     assert metrics(out)[0]["test_acc"] >= 93.0
+
+
+def test_help_and_usage_errors_never_import_torch_or_ignite() -> None:
+    """What keeps --help instant: the parser, the Config declarations and the default handlers' options load light."""
+    code = (
+        "import sys\n"
+        "from mnist_ignite.cli import main\n"
+        "for argv in (['--help'], ['--epocs', '2'], ['--no-handler', 'plot']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in ('torch', 'ignite', 'matplotlib', 'torchvision') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
