@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mnist_ignite.commands.export", "export to ONNX, TorchScript or ExportedProgram, parity-checked"),
     "compare": ("mnist_ignite.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
     "summary": ("mnist_ignite.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
+    "lr-find": ("mnist_ignite.commands.lr_find", "learning-rate range test (FastaiLRFinder): suggested lr, plot"),
 }
 
 

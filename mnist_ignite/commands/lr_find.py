@@ -1,0 +1,156 @@
+"""``mnist-ignite lr-find [--num-iter N] [--start-lr LR] [--end-lr LR] [training options]``: pick a learning rate.
+
+Runs the learning-rate range test (:func:`mnist_ignite.lr_find.find_lr`, Ignite's
+``FastaiLRFinder``) on exactly the run the same training options would make (model, batch size,
+pipeline, precision, seed), then writes ``OUTPUT/lr_find.png`` (smoothed loss against lr, log
+axis, the suggestion marked) and ``OUTPUT/lr_find.json``, and prints the suggested lr. Every
+training flag works (``mnist-ignite --help``); handlers play no part in the search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mnist_ignite.commands.common import PROG, error
+from mnist_ignite.config import Config, ConfigError
+from mnist_ignite.data import DataError
+from mnist_ignite.files import OutputWriteError, prepare_output_dir, save_json
+from mnist_ignite.lr_find import END_LR, NUM_ITER, START_LR, LRFindError, LRFindResult, find_lr
+
+__all__ = ["HELP", "figure", "main", "write_results"]
+
+HELP = "learning-rate range test (FastaiLRFinder): lr_find.png, lr_find.json, the suggested lr"
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} lr-find",
+        allow_abbrev=False,  # anything not ours goes on to the training options
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=HELP,
+        epilog=f"Every training option works too (model, data, batch size, pipeline, precision, seed, "
+        f"--output-dir ...): see '{PROG} --help'.",
+    )
+    parser.add_argument(
+        "--num-iter", type=_positive(int), default=NUM_ITER, metavar="N", help="iterations from start to end lr"
+    )
+    parser.add_argument("--start-lr", type=_positive(float), default=START_LR, metavar="LR", help="first lr")
+    parser.add_argument("--end-lr", type=_positive(float), default=END_LR, metavar="LR", help="last lr")
+    return parser
+
+
+def figure(result: LRFindResult, title: str) -> Any:
+    """Smoothed loss against lr on a log axis, the suggestion marked."""
+    from mnist_ignite.figures import new_figure
+
+    fig = new_figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(result.lrs, result.losses, color="tab:blue", label="training loss (smoothed)")
+    at = min(range(len(result.lrs)), key=lambda i: abs(math.log(result.lrs[i] / result.suggestion)))
+    ax.scatter([result.suggestion], [result.losses[at]], color="red", s=60, zorder=3)
+    label = f"suggested lr {result.suggestion:.3g}"
+    ax.axvline(result.suggestion, color="red", linestyle="--", linewidth=1, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def write_results(result: LRFindResult, config: Config, out: Path) -> list[Path]:
+    """``lr_find.json`` (the curve and the settings it was measured with) and ``lr_find.png``."""
+    from mnist_ignite.figures import save_figure
+
+    settings = {
+        k: getattr(config, k)
+        for k in ("model", "model_args", "batch_size", "momentum", "pipeline", "precision", "seed", "max_train_samples")
+    }
+    json_path = save_json(out / "lr_find.json", {**result.to_dict(), "settings": settings})
+    where, sep, attr = config.model.rpartition(":")
+    name = f"{Path(where).name}:{attr}" if sep else config.model  # no long paths in the title
+    title = f"lr range test: {name}, batch {config.batch_size}, momentum {config.momentum}"
+    png_path = save_figure(figure(result, title), out / "lr_find.png")
+    return [png_path, json_path]
+
+
+def main(argv: list[str]) -> int:
+    from mnist_ignite.cli import parse_config
+    from mnist_ignite.engine import select_device
+    from mnist_ignite.models import build_model, check_model
+    from mnist_ignite.plugins import PluginLoadError
+    from mnist_ignite.run import validate
+
+    try:
+        mine, rest = _parser().parse_known_args(argv)
+        config = parse_config(rest)
+    except SystemExit as stop:  # argparse: --help, or a usage error it has printed
+        return int(stop.code or 0)
+    except (ConfigError, PluginLoadError) as err:
+        return error(str(err), 2)
+    if mine.start_lr >= mine.end_lr:
+        return error(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})", 2)
+    try:
+        validate(config)
+        device = select_device(config.device)
+        net = build_model(config.model, config.model_args)
+        check_model(net, config.model, device)  # before any data is read
+    except ConfigError as err:
+        return error(str(err), 2)
+    out = Path(config.output_dir or Path("runs") / datetime.now().strftime("lr-find-%Y%m%d-%H%M%S"))
+    print(
+        f"lr-find: {config.model} on {device}, {mine.num_iter} iterations from lr {mine.start_lr:g} to "
+        f"{mine.end_lr:g} (batch {config.batch_size}, pipeline {config.pipeline})",
+        flush=True,
+    )
+    created = not out.exists()
+    try:
+        prepare_output_dir(out)  # an unusable folder fails now, not after the search
+        result = find_lr(config, net=net, start_lr=mine.start_lr, end_lr=mine.end_lr, num_iter=mine.num_iter)
+        written = write_results(result, config, out)
+    except (DataError, OutputWriteError, LRFindError, KeyboardInterrupt) as err:
+        if created:  # leave no empty folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        if isinstance(err, KeyboardInterrupt):
+            print(f"{PROG}: lr-find interrupted", file=sys.stderr)
+            return 130
+        return error(str(err), 1)
+    end = "the loss diverged" if result.diverged else "the end lr was reached"
+    print(
+        f"suggested lr: {result.suggestion:.3g}  (steepest fall of the smoothed loss; {len(result.lrs)} "
+        f"iterations, stopped at lr {result.lrs[-1]:.3g}: {end})"
+    )
+    if not result.diverged:
+        print(f"note: the loss had not turned up by lr {mine.end_lr:g}; a higher --end-lr shows the whole curve")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

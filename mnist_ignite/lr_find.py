@@ -1,0 +1,207 @@
+"""The learning-rate range test: Ignite's ``FastaiLRFinder`` over the configured model, data and pipeline.
+
+The finder trains from ``start_lr`` to ``end_lr`` on an exponential schedule, one lr per batch,
+records the smoothed loss, stops once the loss passes ``diverge_th`` times its best, and suggests
+the lr where the loss fell fastest (the steepest point of the curve before its minimum). Model,
+optimizer and trainer get back the state they had before the search (the finder restores them).
+
+:func:`find_lr` builds the run exactly as training would (:func:`mnist_ignite.run.build_run`,
+without plugins): same model, SGD momentum, batch size, pipeline, augmentation, precision.
+:func:`lr_range_test` runs the search on any trainer built by that run-builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from ignite.engine import Engine
+from ignite.handlers import FastaiLRFinder
+from ignite.utils import manual_seed
+
+from mnist_ignite.config import Config
+from mnist_ignite.data import TensorTrainLoader
+from mnist_ignite.engine import select_device
+
+__all__ = ["LRFindError", "LRFindResult", "find_lr", "lr_range_test"]
+
+# 200 iterations over five decades: on the seed Net (batch 64) fewer leave the loss barely moved
+# before the lr is already high, and the steepest point lands late (~0.13 with 100 iterations)
+START_LR, END_LR, NUM_ITER = 1e-5, 1.0, 200
+SMOOTH_F = 0.05  # Ignite's default: new smoothed loss = 0.05 * loss + 0.95 * previous
+DIVERGE_TH = 5.0  # stop once the smoothed loss is 5x its best so far
+
+
+class LRFindError(RuntimeError):
+    """The search gave no usable curve (the loss never fell before it diverged): the run failed, exit 1."""
+
+
+@dataclass
+class LRFindResult:
+    """What the search found.
+
+    Attributes:
+        suggestion: the lr at the steepest fall of the smoothed loss (``FastaiLRFinder.lr_suggestion``).
+        lrs: the lr of each iteration searched.
+        losses: the smoothed training loss at each of them (non-finite ones left out, with their lr).
+        min_loss_lr: the lr at the lowest smoothed loss (fastai's other rule of thumb: a tenth of it).
+        diverged: whether the search stopped because the loss diverged (else it reached ``end_lr``).
+        start_lr: first lr of the schedule.
+        end_lr: last lr of the schedule.
+        num_iter: iterations the schedule spans from ``start_lr`` to ``end_lr``.
+    """
+
+    suggestion: float
+    lrs: list[float]
+    losses: list[float]
+    min_loss_lr: float
+    diverged: bool
+    start_lr: float
+    end_lr: float
+    num_iter: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class _Epochs:
+    """The tensor pipeline's batches from the trainer's current iteration: each epoch a new order and augmentation."""
+
+    def __init__(self, loader: TensorTrainLoader, trainer: Engine) -> None:
+        self.loader, self.trainer = loader, trainer
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.loader.batches_from(self.trainer.state.iteration)
+
+
+def _loss(output: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The batch loss; a NaN/Inf one becomes +inf, which the finder takes for divergence (NaN never compares)."""
+    loss = output["loss"].float()
+    return loss if bool(torch.isfinite(loss)) else torch.tensor(math.inf)
+
+
+def lr_range_test(
+    trainer: Engine,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Any,
+    *,
+    start_lr: float = START_LR,
+    end_lr: float = END_LR,
+    num_iter: int = NUM_ITER,
+    smooth_f: float = SMOOTH_F,
+    diverge_th: float = DIVERGE_TH,
+) -> LRFindResult:
+    """Run ``FastaiLRFinder`` on ``trainer`` over ``data``; model, optimizer and trainer state are restored.
+
+    The trainer must not have run yet (``FastaiLRFinder`` counts from its first iteration); the
+    model and optimizer may hold any state (trained weights, momentum buffers).
+
+    Args:
+        trainer: a fresh trainer from :func:`mnist_ignite.engine.create_trainer` (its output has ``loss``).
+        model: the trained module (its weights and buffers are restored afterwards).
+        optimizer: its optimizer (state and lr restored afterwards).
+        data: training batches; repeated for as many epochs as ``num_iter`` needs.
+        start_lr: lower end of the exponential lr schedule.
+        end_lr: upper end.
+        num_iter: iterations from ``start_lr`` to ``end_lr``.
+        smooth_f: loss smoothing factor in [0, 1).
+        diverge_th: stop once the smoothed loss exceeds this many times its best.
+
+    Raises:
+        LRFindError: the loss never fell before it diverged (``start_lr`` too high, or a broken model).
+    """
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    if trainer.state.iteration:
+        raise ValueError("the range test needs a trainer that has not run yet (build a fresh run)")
+    finder = FastaiLRFinder()
+    to_save: dict[str, Any] = {"model": model, "optimizer": optimizer}
+    scaler = getattr(trainer, "grad_scaler", None)
+    if scaler is not None:  # fp16: its loss scale is part of the state the search must not change
+        to_save["grad_scaler"] = scaler
+    if isinstance(data, TensorTrainLoader):
+        data = _Epochs(data, trainer)
+    epochs = math.ceil((num_iter + 1) / len(data))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Run completed without loss diverging")
+        with finder.attach(
+            trainer,
+            to_save=to_save,
+            output_transform=_loss,
+            num_iter=num_iter,
+            start_lr=float(start_lr),
+            end_lr=float(end_lr),
+            smooth_f=smooth_f,
+            diverge_th=diverge_th,
+        ) as searching:
+            searching.run(data, max_epochs=epochs)
+    history = finder.get_results()
+    try:
+        suggestion = float(finder.lr_suggestion())
+    except RuntimeError:
+        raise LRFindError(
+            f"the loss did not fall between lr {start_lr:g} and the point it diverged "
+            f"(after {len(history['loss'])} iterations): lower the start lr"
+        ) from None
+    pairs = [(float(lr), float(loss)) for lr, loss in zip(history["lr"], history["loss"], strict=True)]
+    finite = [(lr, loss) for lr, loss in pairs if math.isfinite(loss)]
+    best_lr, best = min(finite, key=lambda pair: pair[1])
+    diverged = not math.isfinite(pairs[-1][1]) or pairs[-1][1] > diverge_th * best
+    return LRFindResult(
+        suggestion=suggestion,
+        lrs=[lr for lr, _ in finite],
+        losses=[loss for _, loss in finite],
+        min_loss_lr=best_lr,
+        diverged=diverged,
+        start_lr=float(start_lr),
+        end_lr=float(end_lr),
+        num_iter=num_iter,
+    )
+
+
+def find_lr(
+    config: Config,
+    *,
+    net: torch.nn.Module | None = None,
+    start_lr: float = START_LR,
+    end_lr: float = END_LR,
+    num_iter: int = NUM_ITER,
+    smooth_f: float = SMOOTH_F,
+    diverge_th: float = DIVERGE_TH,
+) -> LRFindResult:
+    """The range test for ``config``'s model, data, batch size, pipeline and precision (one process).
+
+    Seeds with ``config.seed``, reads the training data, builds the run with
+    :func:`mnist_ignite.run.build_run` and no plugins, and searches. ``config.lr`` plays no part
+    (the schedule sets every lr). ``net`` (default: ``config.model`` built afresh) comes back
+    with the weights it had. No file is written. The global RNG state moves: seed again before
+    training.
+    """
+    from mnist_ignite.run import _build_data, build_run
+
+    device = select_device(config.device)
+    # the evaluation that runs at an epoch end is not part of the search: one test image keeps it trivial
+    config = dataclasses.replace(config, lr=float(start_lr), max_eval_samples=1, nproc_per_node=1, nnodes=1)
+    manual_seed(config.seed)
+    train_data, eval_data = _build_data(config, device, 0, 1)
+    ctx = build_run(config, device, train_data, eval_data, net=net, quiet=True)
+    return lr_range_test(
+        ctx.trainer,
+        ctx.model,
+        ctx.optimizer,
+        train_data,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_iter=num_iter,
+        smooth_f=smooth_f,
+        diverge_th=diverge_th,
+    )

@@ -1,0 +1,113 @@
+"""The lr range test on real MNIST: a sane suggestion for the seed Net, everything restored afterwards."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from ignite.engine import Events
+
+from mnist_ignite.config import Config
+from mnist_ignite.engine import select_device
+from mnist_ignite.lr_find import LRFindError, find_lr, lr_range_test
+from mnist_ignite.models import build_model
+from mnist_ignite.run import _build_data, build_run
+
+from conftest import ROOT
+
+SMALLNET = f"{ROOT / 'examples' / 'custom_model.py'}:SmallNet"
+
+
+def _config(data_dir: str, **values: Any) -> Config:
+    return Config(data_dir=data_dir, download=False, device="cpu", **values)
+
+
+def _snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    return {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict())}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal nested dicts/lists of tensors and numbers (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_the_seed_net_suggestion_is_between_1e_3_and_1e_1(data_dir: str) -> None:
+    """Acceptance: the seed Net, batch 64, all 60,000 training images (200 iterations, no epoch end)."""
+    result = find_lr(_config(data_dir))
+    assert 1e-3 <= result.suggestion <= 1e-1, result.suggestion
+    assert result.diverged  # the search ran into the lrs where SGD breaks down
+    assert result.suggestion < result.min_loss_lr  # the steepest fall comes before the lowest loss
+    assert result.losses[0] == pytest.approx(math.log(10), abs=0.05)  # an untrained net: chance level
+    assert min(result.losses) < 2.0  # and it learned something during the search
+
+
+def test_model_optimizer_and_trainer_come_back_untouched(data_dir: str) -> None:
+    """A run that has trained (momentum buffers, BatchNorm statistics) is exactly as before the search."""
+    config = _config(data_dir, model=SMALLNET, batch_size=32, max_train_samples=256, max_eval_samples=64)
+    device = select_device("cpu")
+    torch.manual_seed(0)
+    train_data, eval_data = _build_data(config, device, 0, 1)
+    ctx = build_run(config, device, train_data, eval_data, quiet=True)
+    for x, y in itertools.islice(train_data, 3):  # a few SGD steps: momentum buffers and BatchNorm statistics
+        ctx.optimizer.zero_grad()
+        F.cross_entropy(ctx.model(x), y).backward()
+        ctx.optimizer.step()
+    before = _snapshot(ctx.model, ctx.optimizer)
+    assert len(before["optimizer"]["state"]) == len(list(ctx.model.parameters()))
+    seen: list[float] = []  # the weights really move during the search (else this test proves nothing)
+    probe = ctx.trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda _: seen.append(float(ctx.model.classifier.weight.detach().sum()))
+    )
+
+    result = lr_range_test(ctx.trainer, ctx.model, ctx.optimizer, train_data, start_lr=1e-4, end_lr=10.0, num_iter=20)
+
+    probe.remove()
+    assert len(set(seen)) > 10
+    assert _same(before, _snapshot(ctx.model, ctx.optimizer))
+    assert ctx.optimizer.param_groups[0]["lr"] == config.lr
+    assert (ctx.trainer.state.iteration, ctx.trainer.state.epoch) == (0, 0)
+    assert len(result.lrs) == len(result.losses) > 10
+    assert all(a < b for a, b in zip(result.lrs, result.lrs[1:], strict=False))  # exponential schedule, rising
+    assert result.lrs[0] < result.suggestion < result.lrs[-1]
+    # and training simply starts from there
+    ctx.trainer.run(train_data, max_epochs=1)
+    assert ctx.trainer.state.iteration == len(train_data)
+    with pytest.raises(ValueError, match="has not run yet"):
+        lr_range_test(ctx.trainer, ctx.model, ctx.optimizer, train_data)
+
+
+def test_find_lr_gives_back_the_net_it_was_handed(data_dir: str) -> None:
+    config = _config(data_dir, model=SMALLNET, batch_size=32, max_train_samples=128)
+    net = build_model(SMALLNET)
+    before = copy.deepcopy(net.state_dict())
+    result = find_lr(config, net=net, num_iter=12, start_lr=1e-3, end_lr=10.0)
+    assert len(result.lrs) > 3  # 4 batches per epoch: the search went through several epochs
+    assert _same(before, net.state_dict())
+
+
+def test_a_curve_that_never_falls_is_an_error_and_still_restores(data_dir: str) -> None:
+    """From lr 1000 the seed Net blows up at once (NaN losses count as divergence): no suggestion."""
+    config = _config(data_dir, max_train_samples=256)
+    net = build_model("seed")
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(LRFindError, match="the loss did not fall between lr 1000 and the point it diverged"):
+        find_lr(config, net=net, num_iter=20, start_lr=1e3, end_lr=1e6)
+    assert _same(before, net.state_dict())
+
+
+def test_no_file_is_written(data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    find_lr(_config(data_dir, max_train_samples=128, batch_size=32, model=SMALLNET), num_iter=5)
+    assert list(tmp_path.iterdir()) == []
