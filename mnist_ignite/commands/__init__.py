@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("mnist_ignite.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
     "summary": ("mnist_ignite.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
     "lr-find": ("mnist_ignite.commands.lr_find", "learning-rate range test (FastaiLRFinder): suggested lr, plot"),
+    "sweep": ("mnist_ignite.commands.sweep", "Optuna search over a TOML space: pruning, workers, shared storage"),
 }
 
 

@@ -1,0 +1,1148 @@
+"""Hyperparameter sweeps on Optuna: a search space in TOML, each trial an ordinary run folder.
+
+A sweep file has three tables::
+
+    [sweep]                      # how to search: trials, objective, sampler, pruner, ...
+    [run]                        # what every trial shares, written as in a run's --config TOML
+    [params]                     # what each trial draws: ranges (log scale, step) and choices
+
+A trial's values become command-line words (``--lr 0.0312 --gamma 0.4 --model-arg width=16``)
+appended to the words of ``[run]``; :func:`mnist_ignite.cli.parse_config` turns them into the
+trial's :class:`~mnist_ignite.config.Config`, so a trial is validated like any run and the same
+words, printed, reproduce it. The core (:func:`mnist_ignite.run.train`) runs it in
+``SWEEP_DIR/trial-NNNN``, with one extra plugin, :class:`TrialReporter`, that reports each epoch's
+test accuracy to Optuna and ends a pruned trial cleanly (the folder is a complete run that
+``compare``, ``evaluate`` and ``--resume auto`` accept).
+
+The study lives in Optuna storage: a journal file in the sweep folder by default (several local
+processes may write it at once), or any database URL (``--storage postgresql://...``), so workers
+on several machines can share one study. ``workers`` local processes share the CPU threads.
+The sweep's goal is ``trials`` COMPLETE + PRUNED trials; a failed trial (diverged, killed) does
+not count. After ``kill -9`` of a worker or of the whole sweep, running the same command again
+marks the trials whose worker is gone as FAIL and carries on. Databases also get Optuna's
+heartbeat, which fails the trials of a machine that went silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import difflib
+import fcntl
+import io
+import json
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import shlex
+import signal
+import socket
+import sys
+import time
+import tomllib
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import optuna
+from ignite.engine import Engine
+from optuna.trial import FrozenTrial, TrialState
+
+from mnist_ignite.cli import PROG, parse_config
+from mnist_ignite.config import Config, ConfigError, check_value, settings
+from mnist_ignite.files import atomic_write
+from mnist_ignite.plugins import PluginLoadError, RunContext, RunEvents, StopTraining, load_plugin_class
+
+__all__ = [
+    "OBJECTIVES",
+    "Param",
+    "SweepSpec",
+    "TrialReporter",
+    "fail_orphaned_trials",
+    "load_spec",
+    "objective_value",
+    "open_study",
+    "param_args",
+    "run_sweep",
+    "run_worker",
+    "trial_args",
+    "worker_seed",
+    "write_results",
+]
+
+# objective -> Optuna direction; "time" is seconds to reach [sweep] target (the core's --target-acc)
+OBJECTIVES = {"best": "maximize", "final": "maximize", "time": "minimize"}
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "none")
+JOURNAL = "optuna.journal"
+LOCK = ".sweep.lock"
+RESULTS_CSV = "sweep_results.csv"
+# settings a sweep decides itself (the trial's folder) or that would change what a trial is
+RESERVED = ("output_dir", "overwrite", "resume", "resume_force", "repeat", "seeds", "fast_dev_run", "target_acc")
+# driver modules SQLAlchemy asks for -> the package to install
+DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL", "MySQLdb": "mysqlclient"}
+# a RUNNING trial that has not said which process runs it after this long has lost its worker
+UNCLAIMED_SECONDS = 120
+# database storage: Optuna's heartbeat fails a trial whose worker (on any machine) went silent
+HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120
+
+
+# ----------------------------------------------------------------------------- the sweep file
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of the search space.
+
+    ``name`` is a core setting (``lr``), an enabled handler's option (``gamma``), or
+    ``model_args.NAME`` (a keyword of the model's constructor, ``--model-arg NAME=VALUE``).
+    """
+
+    name: str
+    kind: str  # "float" | "int" | "categorical"
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
+
+    def grid(self) -> list[Any]:
+        """Every value the grid sampler visits: the choices, or the range walked by ``step``."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.step is None or self.log:
+            raise ConfigError(f"[params] {self.name}: the grid sampler needs choices, or a range with a step (no log)")
+        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        return [int(v) for v in values] if self.kind == "int" else [round(float(v), 12) for v in values]
+
+    def probes(self) -> list[Any]:
+        """Values checked before the sweep starts: the bounds, or every choice."""
+        return list(self.choices) if self.kind == "categorical" else [self.low, self.high]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class SweepSpec:
+    """A sweep file, read and checked; command-line flags override its ``[sweep]`` values."""
+
+    path: str
+    name: str
+    output_dir: str
+    trials: int = 20
+    objective: str = "best"
+    target: float | None = None
+    sampler: str = "tpe"
+    sampler_startup_trials: int = 10
+    pruner: str = "median"
+    pruner_startup_trials: int = 5
+    pruner_warmup_epochs: int = 0
+    seed: int | None = None
+    workers: int = 1
+    timeout: float | None = None
+    storage: str | None = None
+    max_failures: int | None = None  # default: trials
+    run_args: list[str] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.objective]
+
+    @property
+    def goal(self) -> int:
+        """COMPLETE + PRUNED trials to reach (a grid has no more points than it has)."""
+        if self.sampler == "grid":
+            return min(self.trials, math.prod(len(p.grid()) for p in self.params))
+        return self.trials
+
+    def base_args(self) -> list[str]:
+        """The words every trial shares: ``[run]``, and ``--target-acc`` for the time objective."""
+        target = ["--target-acc", repr(self.target)] if self.objective == "time" else []
+        return [*self.run_args, *target]
+
+    def defining(self) -> dict[str, Any]:
+        """What makes the study the study it is: a rerun must keep it (execution settings may change)."""
+        return {
+            "objective": self.objective,
+            "target": self.target,
+            "run_args": self.run_args,
+            "params": [p.to_dict() for p in self.params],
+        }
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+# [sweep] key -> (type, rule check or None, rule text, choices)
+SWEEP_KEYS: dict[str, tuple[type, Callable[[Any], bool] | None, str, tuple[str, ...] | None]] = {
+    "name": (str, lambda v: bool(v.strip()), "must not be empty", None),
+    "output_dir": (str, lambda v: bool(v.strip()), "must not be empty", None),
+    "trials": (int, _positive, "must be > 0", None),
+    "objective": (str, None, "", tuple(OBJECTIVES)),
+    "target": (float, lambda v: 0 < v <= 100, "must be a percentage in (0, 100]", None),
+    "sampler": (str, None, "", SAMPLERS),
+    "sampler_startup_trials": (int, _non_negative, "must be >= 0", None),
+    "pruner": (str, None, "", PRUNERS),
+    "pruner_startup_trials": (int, _non_negative, "must be >= 0", None),
+    "pruner_warmup_epochs": (int, _non_negative, "must be >= 0", None),
+    "seed": (int, lambda v: 0 <= v < 2**32, "must be between 0 and 2**32 - 1", None),
+    "workers": (int, _positive, "must be > 0", None),
+    "timeout": (float, _positive, "must be > 0 (seconds)", None),
+    "storage": (str, lambda v: "://" in v, "must be a database URL (e.g. postgresql://user@host/db)", None),
+    "max_failures": (int, _positive, "must be > 0", None),
+}
+
+
+def check_sweep_value(where: str, key: str, value: Any) -> Any:
+    """``value`` checked against ``[sweep] key``'s type, choices and rule (a :class:`ConfigError` otherwise)."""
+    kind, check, rule, choices = SWEEP_KEYS[key]
+    value = check_value(f"{where}{key}", kind, value)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}{key} must be one of {', '.join(choices)}, got {value!r}")
+    if check is not None and not check(value):
+        raise ConfigError(f"{where}{key} {rule}, got {value!r}")
+    return value
+
+
+def _norm(table: dict[str, Any]) -> dict[str, Any]:
+    return {k.replace("-", "_"): v for k, v in table.items()}
+
+
+def _unknown(where: str, key: str, known: Sequence[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{where}unknown key {key!r}{hint}")
+
+
+# ------------------------------------------------------------------ settings -> command-line words
+
+
+def _render(value: Any) -> str:
+    """A value as a command-line word that parses back to the same value (floats keep every digit)."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _core_flags() -> dict[str, tuple[dataclasses.Field, Any]]:
+    return {f.name: (f, s) for f, s in settings()}
+
+
+def _setting_args(name: str, value: Any, where: str) -> list[str]:
+    """Words for core setting ``name`` = ``value`` (a switch is present or absent)."""
+    f, s = _core_flags()[name]
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).split("|")[0].strip(), str)
+    value = check_value(f"{where}{name}", kind, value)
+    if kind is bool:
+        if value == default:
+            return []
+        return [s.flag or (f"--no-{f.name}" if default else f"--{f.name.replace('_', '-')}")]
+    return [s.flag or f"--{f.name.replace('_', '-')}", _render(value)]
+
+
+def _option_args(option: Any, value: Any) -> list[str]:
+    """Words for a handler option (a bool option is ``--name`` / ``--no-name``)."""
+    if option.type is bool:
+        check_value(option.name, bool, value)
+        return [f"--{option.name}" if value else f"--no-{option.name}"]
+    return [f"--{option.name}", _render(value)]
+
+
+def _model_arg(name: str, value: Any) -> list[str]:
+    # a Python literal, as --model-arg reads it back (ast.literal_eval)
+    return ["--model-arg", f"{name}={value!r}"]
+
+
+def _enabled_options(handlers: Sequence[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Options of the enabled handlers: by dest name, and by handler (spec and name) then dest."""
+    by_dest: dict[str, Any] = {}
+    by_handler: dict[str, dict[str, Any]] = {}
+    for spec in handlers:
+        cls = load_plugin_class(spec)
+        own = {o.dest: o for o in getattr(cls, "options", ())}
+        by_dest |= own
+        by_handler[spec] = by_handler[getattr(cls, "name", spec) or spec] = own
+    return by_dest, by_handler
+
+
+def _parse(args: Sequence[str]) -> Config:
+    """:func:`parse_config`, with argparse's complaint (it exits) turned into a :class:`ConfigError` line."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return parse_config(list(args))
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().strip().splitlines() if ln and not ln.startswith("See '")]
+        message = lines[-1] if lines else "invalid arguments"
+        raise ConfigError(message.removeprefix(f"{PROG}: error: ")) from None
+    except PluginLoadError as error:
+        raise ConfigError(str(error)) from None
+
+
+SWITCHES = ("visdom", "plots", "no_plots", "no_progress")
+
+
+def run_table_args(run: dict[str, Any], where: str, base_dir: Path) -> list[str]:
+    """``[run]`` as command-line words: what parse_config reads from a run TOML, spelled as flags."""
+    run = _norm(run)
+    tables = {k: _norm(v) for k, v in run.items() if isinstance(v, dict)}
+    top = {k: v for k, v in run.items() if not isinstance(v, dict)}
+    args: list[str] = []
+    if "config" in top:
+        path = Path(check_value(f"{where}config", str, top.pop("config")))
+        args += ["--config", str(path if path.is_absolute() else base_dir / path)]
+    for key, flag in (("handlers", "--handler"), ("no_handlers", "--no-handler")):
+        names = top.pop(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f'{where}{key} must be a list of handler names, e.g. {key} = ["visdom"]')
+        for n in names:
+            args += [flag, n]
+    for key in SWITCHES:
+        if key in top and check_value(f"{where}{key}", bool, top.pop(key)):
+            args.append("--" + key.replace("_", "-"))
+    core = _core_flags()
+    for key, value in top.items():
+        if key in RESERVED:
+            raise ConfigError(f"{where}{key} is decided by the sweep, not set in [run]")
+        if key not in core:
+            raise _unknown(where, key, [*core, "config", "handlers", "no_handlers", *SWITCHES])
+        args += _setting_args(key, value, where)
+    _, by_handler = _enabled_options(_parse(args).handlers)
+    for table, entries in tables.items():
+        if table in ("model", "model_args"):  # model_args: a table that can sit beside model = "SPEC"
+            for key, value in entries.items():
+                args += _model_arg(key, value)
+            continue
+        if table not in by_handler:
+            raise ConfigError(f"{where}[{table}] is not an enabled handler (enabled: {', '.join(sorted(by_handler))})")
+        for key, value in entries.items():
+            if key not in by_handler[table]:
+                raise _unknown(f"{where}[{table}] ", key, list(by_handler[table]))
+            args += _option_args(by_handler[table][key], value)
+    return args
+
+
+def param_args(name: str, value: Any, options: dict[str, Any]) -> list[str]:
+    """The words that set searched parameter ``name`` to ``value``.
+
+    The place to teach the sweep a new kind of parameter: core settings, handler options (by
+    their dest name, from ``options``), and ``model_args.NAME`` (the model's constructor keywords).
+    """
+    if name.startswith("model_args."):
+        return _model_arg(name.removeprefix("model_args."), value)
+    if name in _core_flags():
+        return _setting_args(name, value, "")
+    if name in options:
+        return _option_args(options[name], value)
+    raise ConfigError(f"unknown parameter {name!r}")
+
+
+def _param(name: str, spec: Any, where: str, kind_hint: type | None) -> Param:
+    """A ``[params]`` entry: a list (choices), or a table with choices, or low/high [log, step, type]."""
+    if isinstance(spec, list):
+        spec = {"choices": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}{name} must be a list of choices or a table like {{ low = 0.001, high = 0.1 }}")
+    spec = _norm(spec)
+    allowed = {"choices", "low", "high", "log", "step", "type"}
+    for key in spec:
+        if key not in allowed:
+            raise _unknown(f"{where}{name}: ", key, sorted(allowed))
+    if "choices" in spec:
+        choices = spec["choices"]
+        extra = set(spec) - {"choices", "type"}
+        if extra:
+            raise ConfigError(f"{where}{name}: choices do not combine with {', '.join(sorted(extra))}")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}{name}: choices must be a non-empty list")
+        if not all(isinstance(c, (bool, int, float, str)) for c in choices):
+            raise ConfigError(f"{where}{name}: choices must be numbers, strings or true/false")
+        if len(set(map(repr, choices))) != len(choices):
+            raise ConfigError(f"{where}{name}: choices repeat a value")
+        return Param(name, "categorical", choices=tuple(choices))
+    if "low" not in spec or "high" not in spec:
+        raise ConfigError(f"{where}{name}: a range needs low and high (or give choices)")
+    low, high, step = spec["low"], spec["high"], spec.get("step")
+    log = check_value(f"{where}{name}: log", bool, spec.get("log", False))
+    for key, v in (("low", low), ("high", high), ("step", step)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise ConfigError(f"{where}{name}: {key} must be a finite number, got {v!r}")
+    kind = spec.get("type")
+    if kind is None:
+        if kind_hint in (int, float):
+            kind = kind_hint.__name__
+        else:
+            kind = "int" if all(isinstance(v, int) for v in (low, high, step) if v is not None) else "float"
+    if kind not in ("int", "float"):
+        raise ConfigError(f"{where}{name}: type must be int or float, got {kind!r}")
+    if kind == "int" and not all(float(v).is_integer() for v in (low, high, step) if v is not None):
+        raise ConfigError(f"{where}{name}: an int range needs whole-number low, high and step")
+    if not low < high:
+        raise ConfigError(f"{where}{name}: low must be < high, got {low!r} and {high!r}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}{name}: a log range needs low > 0")
+    if log and step is not None:
+        raise ConfigError(f"{where}{name}: log and step do not combine (Optuna)")
+    if step is not None and step <= 0:
+        raise ConfigError(f"{where}{name}: step must be > 0")
+    if kind == "int":
+        low, high, step = int(low), int(high), None if step is None else int(step)
+    else:
+        low, high, step = float(low), float(high), None if step is None else float(step)
+    return Param(name, kind, low=low, high=high, log=log, step=step)
+
+
+def _param_entries(params: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    """``[params]`` entries, with a nested ``[params.model_args]`` table flattened to ``model_args.NAME``."""
+    entries = []
+    for key, spec in params.items():
+        name = key.replace("-", "_")
+        if name == "model_args" and isinstance(spec, dict):
+            entries += [(f"model_args.{k}", v) for k, v in spec.items()]
+        else:
+            entries.append((name, spec))
+    names = [n for n, _ in entries]
+    for n in names:
+        if names.count(n) > 1:
+            raise ConfigError(f"{where}{n} is set twice")
+    return entries
+
+
+def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and check a sweep file; ``overrides`` are ``[sweep]`` values from the command line.
+
+    Every parameter's bounds (or choices) are put through the run's own validation
+    (:func:`parse_config`, the handlers' constructors, and the model's for model arguments) before
+    anything runs.
+    """
+    from mnist_ignite.run import build_plugins
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"sweep file not found: {path}") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise ConfigError(f"{path} is not a UTF-8 TOML file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"sweep file {path} is not valid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read sweep file {path}: {err.strerror or err}") from None
+    for key in data:
+        if key not in ("sweep", "run", "params"):
+            raise _unknown(f"{path}: ", key, ["sweep", "run", "params"])
+        if not isinstance(data[key], dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}])")
+    sweep = _norm(data.get("sweep", {}))
+    values: dict[str, Any] = {}
+    for key, value in sweep.items():
+        if key not in SWEEP_KEYS:
+            raise _unknown(f"{path}: [sweep] ", key, list(SWEEP_KEYS))
+        values[key] = check_sweep_value(f"{path}: [sweep] ", key, value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = check_sweep_value("--", key, value)
+    values.setdefault("name", path.stem)
+    values.setdefault("output_dir", str(Path("sweeps") / values["name"]))
+    spec = SweepSpec(path=str(path), **values)
+    if spec.objective == "time" and spec.target is None:
+        raise ConfigError(f'{path}: [sweep] objective = "time" needs target = <test accuracy %>')
+    if spec.objective != "time" and spec.target is not None:
+        raise ConfigError(f'{path}: [sweep] target is only used by objective = "time"')
+
+    spec.run_args = run_table_args(data.get("run", {}), f"{path}: [run] ", path.parent)
+    base = _parse(spec.base_args())
+    options, _ = _enabled_options(base.handlers)
+    core = _core_flags()
+    run = _norm(data.get("run", {}))
+    fixed = {k for k, v in run.items() if not isinstance(v, dict)}
+    fixed |= {k.replace("-", "_") for t, v in run.items() if isinstance(v, dict) and t not in ("model", "model_args")
+              for k in v}  # fmt: skip
+    raw = data.get("params", {})
+    if not raw:
+        raise ConfigError(f"{path}: [params] is empty: nothing to search")
+    for name, entry in _param_entries(raw, f"{path}: [params] "):
+        where = f"{path}: [params] "
+        if name in RESERVED:
+            raise ConfigError(f"{where}{name} is decided by the sweep and cannot be searched")
+        if name in fixed or (name.startswith("model_args.") and name.split(".", 1)[1] in base.model_args):
+            raise ConfigError(f"{where}{name} is both fixed in [run] and searched in [params]: keep one")
+        hint: type | None = None
+        if name in core:
+            f = core[name][0]
+            hint = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip())
+        elif name in options:
+            hint = options[name].type if options[name].type in (int, float) else None
+        elif not name.startswith("model_args."):
+            known = [*core, *options, "model_args.NAME"]
+            raise ConfigError(
+                f"{where}{name} is neither a setting, nor an option of an enabled handler "
+                f"({', '.join(base.handlers)}), nor model_args.NAME"
+                + (f" (did you mean {difflib.get_close_matches(name, known, n=1)[0]}?)"
+                   if difflib.get_close_matches(name, known, n=1) else "")
+            )  # fmt: skip
+        spec.params.append(_param(name, entry, where, hint))
+    for p in spec.params:
+        for value in p.probes():
+            try:
+                config = _parse([*spec.base_args(), *param_args(p.name, value, options)])
+                build_plugins(config)  # the handlers' own checks (e.g. 0 < gamma <= 1)
+                if p.name.startswith("model_args."):
+                    from mnist_ignite.models import build_model
+
+                    build_model(config.model, config.model_args)
+            except PluginLoadError as err:
+                raise ConfigError(f"{path}: [params] {p.name} = {value!r} is refused: {err}") from None
+            except ConfigError as err:
+                raise ConfigError(f"{path}: [params] {p.name} = {value!r} is refused: {err}") from None
+    if spec.sampler == "grid":
+        for p in spec.params:
+            try:
+                p.grid()
+            except ConfigError as err:
+                raise ConfigError(f"{path}: {err}") from None
+    return spec
+
+
+def trial_args(spec: SweepSpec, values: dict[str, Any]) -> list[str]:
+    """The command-line words of a trial with these parameter values (without ``--output-dir``)."""
+    options, _ = _enabled_options(_parse(spec.base_args()).handlers)
+    args = spec.base_args()
+    for p in spec.params:
+        args += param_args(p.name, values[p.name], options)
+    return args
+
+
+# ------------------------------------------------------------------------------ the objective
+
+
+def objective_value(objective: str, rows: Sequence[dict[str, Any]], results: dict[str, Any]) -> float:
+    """The trial's value: best or final test accuracy (%), or seconds to the target (inf: not reached)."""
+    if not rows:
+        raise ValueError("the run recorded no epoch")
+    if objective == "best":
+        return max(float(r["test_acc"]) for r in rows)
+    if objective == "final":
+        return float(rows[-1]["test_acc"])
+    seconds = results.get("target_reached_seconds")
+    return math.inf if seconds is None else float(seconds)
+
+
+def intermediate_value(objective: str, rows: Sequence[dict[str, Any]]) -> float:
+    """What the pruner compares at each epoch, in the objective's direction.
+
+    Best: best test accuracy so far; final: this epoch's; time: this epoch's test error (100 - accuracy),
+    which a faster trial lowers sooner.
+    """
+    if objective == "best":
+        return max(float(r["test_acc"]) for r in rows)
+    if objective == "final":
+        return float(rows[-1]["test_acc"])
+    return 100.0 - float(rows[-1]["test_acc"])
+
+
+class TrialReporter:
+    """Reports each epoch to the Optuna trial and ends the run cleanly when the pruner says so.
+
+    It listens at ``RunEvents.EPOCH_END``, after the epoch is recorded and checkpointed, and stops
+    the trainer with ``terminate()`` rather than raising: the pruned trial's folder is a complete,
+    resumable run (final_model.pt, results.json, plots). The sweep then marks the trial PRUNED.
+    (optuna-integration's ``PyTorchIgnitePruningHandler`` raises inside the evaluator instead, before
+    the epoch's row and checkpoint are written.)
+    """
+
+    name = "sweep_trial"
+
+    def __init__(self, trial: optuna.Trial, objective: str) -> None:
+        self.trial, self.objective = trial, objective
+        self.pruned_epoch: int | None = None
+        self.rows: list[dict[str, Any]] = []
+
+    def attach(self, ctx: RunContext) -> None:
+        ctx.trainer.add_event_handler(RunEvents.EPOCH_END, self._epoch_end)
+
+    def _epoch_end(self, engine: Engine) -> None:
+        record = engine.state.record
+        self.rows.append(record)
+        self.trial.report(intermediate_value(self.objective, self.rows), step=int(record["epoch"]))
+        if engine.should_terminate or record["epoch"] >= engine.state.max_epochs:
+            return  # stopping anyway (target reached, last epoch): nothing to prune
+        if self.trial.should_prune():
+            self.pruned_epoch = int(record["epoch"])
+            print(f"sweep: trial {self.trial.number} pruned after epoch {self.pruned_epoch}", flush=True)
+            engine.terminate()
+
+
+# ---------------------------------------------------------------------------- study and storage
+
+
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def storage_label(spec: SweepSpec) -> str:
+    """Where the study lives, for messages (a password in the URL is hidden)."""
+    if spec.storage is None:
+        return str(Path(spec.output_dir) / JOURNAL)
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(spec.storage).render_as_string(hide_password=True)
+    except Exception:
+        return spec.storage.split("://", 1)[0] + "://..."
+
+
+def open_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
+    """The journal file in the sweep folder, or a database (with Optuna's heartbeat)."""
+    if spec.storage is None:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(Path(spec.output_dir) / JOURNAL)))
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    def connect() -> optuna.storages.RDBStorage:
+        return optuna.storages.RDBStorage(
+            spec.storage,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+        )
+
+    try:
+        for _ in range(4):
+            try:
+                return connect()
+            except (IntegrityError, ProgrammingError):
+                # machines starting at once on an empty database race to create Optuna's tables:
+                # the loser finds them made on the next try
+                time.sleep(0.5 + random.random())
+        return connect()
+    except ImportError as err:  # SQLAlchemy names the driver module its dialect wants
+        module = getattr(err.__cause__, "name", None) or err.name or "?"
+        package = DRIVERS.get(module, module)
+        raise ConfigError(
+            f"--storage {storage_label(spec)} needs the database driver {module!r}: pip install '{package}'"
+        ) from None
+    except Exception as err:  # sqlalchemy's errors: bad URL, server down, refused login
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StorageError(f"cannot open the study storage {storage_label(spec)}: {reason}") from None
+
+
+class StorageError(RuntimeError):
+    """The study's storage cannot be reached (the sweep failed: exit 1)."""
+
+
+def worker_seed(seed: int | None, existing: int, worker: int) -> int | None:
+    """Each worker's sampler seed, from the sweep's seed, the trials the study held when this run
+    started, and the worker's index: equal seeds would draw equal trials, in parallel or on a rerun.
+    """
+    return None if seed is None else (seed * 1_000_003 + existing * 7919 + worker) % 2**32
+
+
+def _sampler(spec: SweepSpec, seed: int | None) -> optuna.samplers.BaseSampler:
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler({p.name: p.grid() for p in spec.params}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.sampler_startup_trials, constant_liar=True)
+
+
+def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    if spec.pruner == "none":
+        return optuna.pruners.NopPruner()
+    # steps are epochs (1, 2, ...): the earliest prunable step is n_warmup_steps
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=spec.pruner_startup_trials, n_warmup_steps=spec.pruner_warmup_epochs + 1
+    )
+
+
+def open_study(spec: SweepSpec, seed: int | None = None, create: bool = False) -> optuna.Study:
+    """The sweep's study (created with ``create``), with a sampler seeded by ``seed`` and the pruner."""
+    _quiet_optuna()
+    storage = open_storage(spec)
+    if create:
+        study = optuna.create_study(
+            storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True
+        )
+        recorded = study.user_attrs.get("sweep")
+        if recorded is None:
+            study.set_user_attr("sweep", spec.defining())
+        elif recorded != json.loads(json.dumps(spec.defining())):
+            changed = [k for k in spec.defining() if recorded.get(k) != json.loads(json.dumps(spec.defining()[k]))]
+            raise ConfigError(
+                f"study {spec.name!r} in {storage_label(spec)} was made with other {', '.join(changed)}: "
+                "rerun it with the same [run], [params] and objective, or give the sweep another name or folder"
+            )
+    try:
+        return optuna.load_study(study_name=spec.name, storage=storage, sampler=_sampler(spec, seed),
+                                 pruner=_pruner(spec))  # fmt: skip
+    except KeyError:
+        raise ConfigError(f"no study {spec.name!r} in {storage_label(spec)}") from None
+
+
+def _counts(study: optuna.Study) -> Counter:
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
+
+
+def _done(counts: Counter) -> int:
+    return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+
+
+# ------------------------------------------------------------------ which process runs a trial
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux): a PID reused later has another one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]  # a zombie is as good as gone
+
+
+def _identity() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
+
+
+def _alive(worker: dict[str, Any]) -> bool:
+    """Whether the process recorded in ``worker`` (on this host) still runs."""
+    pid = int(worker["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = _process_start(pid)
+    if Path("/proc").is_dir() and start is None:
+        return False  # gone between the two looks, or a zombie
+    return worker.get("start") is None or start == worker["start"]
+
+
+def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    storage = study._storage  # the storage API is public; the study holds the one it was opened with
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "error", reason)
+        return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # its worker finished it meanwhile
+
+
+def fail_orphaned_trials(study: optuna.Study, pid: int | None = None) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker is gone; returns their numbers.
+
+    Only this host's processes can be checked (by PID and start time); a trial that never said
+    which process runs it is failed after ``UNCLAIMED_SECONDS``. With ``pid``, only that (dead)
+    worker's trials. Trials on other machines are left to the database heartbeat.
+    """
+    host, now = socket.gethostname(), time.time()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if worker is None:
+            started = t.datetime_start.timestamp() if t.datetime_start else now
+            unclaimed = pid is None and now - started > UNCLAIMED_SECONDS
+            if unclaimed and _fail(study, t, "its worker stopped before the trial started"):
+                failed.append(t.number)
+            continue
+        if worker.get("host") != host:
+            continue
+        gone = int(worker["pid"]) == pid if pid is not None else not _alive(worker)
+        if gone and _fail(study, t, f"its worker (pid {worker['pid']}) stopped while the trial was running"):
+            failed.append(t.number)
+    return failed
+
+
+# ---------------------------------------------------------------------------------- the workers
+
+
+class _SweepLock:
+    """An OS lock on the sweep folder, held from "is another trial needed?" until that trial exists.
+
+    So local workers never start more trials than the goal. The kernel drops it when its process
+    dies, even by kill -9.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.file: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the worker's life
+        self.held = False
+
+    def acquire(self) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.held = False
+
+
+@dataclass
+class WorkerJob:
+    """What a worker process needs (picklable: workers start with multiprocessing's spawn)."""
+
+    spec: SweepSpec
+    index: int
+    seed: int | None  # the sampler's (worker_seed)
+    threads: int | None
+    deadline: float | None  # time.time() after which no trial starts
+    fail_limit: int  # stop when the study holds this many FAIL trials
+
+
+def _trial_line(spec: SweepSpec, t: FrozenTrial) -> str:
+    params = "  ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+    if t.state == TrialState.COMPLETE:
+        v = t.value if t.value is not None else math.nan
+        if spec.objective == "time":
+            outcome = f"{v:.1f} s to {spec.target:g}%" if math.isfinite(v) else f"{spec.target:g}% not reached"
+        else:
+            outcome = f"{spec.objective} test acc {v:.2f}%"
+    elif t.state == TrialState.PRUNED:
+        outcome = f"pruned after epoch {t.user_attrs.get('pruned_epoch', '?')}"
+    else:
+        outcome = f"failed: {t.user_attrs.get('error', 'see its train.log')}"
+    seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
+    return f"trial {t.number:>4}  {t.state.name:<8}  {outcome}  {params}  ({seconds:.0f} s)"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _objective(
+    spec: SweepSpec, options: dict[str, Any], release: Callable[[], None]
+) -> Callable[[optuna.Trial], float]:
+    from mnist_ignite.run import train
+
+    def objective(trial: optuna.Trial) -> float:
+        release()  # the trial exists (RUNNING): other workers count it from now on
+        trial.set_user_attr("worker", _identity())
+        values = {p.name: p.suggest(trial) for p in spec.params}
+        args = spec.base_args()
+        for p in spec.params:
+            args += param_args(p.name, values[p.name], options)
+        run_dir = Path(spec.output_dir) / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("command", shlex.join([PROG, *args]))
+        reporter = TrialReporter(trial, spec.objective)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / "train.log", "a", encoding="utf-8") as log:
+            try:
+                config = _parse([*args, "--output-dir", str(run_dir)])
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    rows = train(config, [reporter])
+            except Exception as err:
+                traceback.print_exc(file=log)
+                trial.set_user_attr("error", f"{type(err).__name__}: {err}".splitlines()[0][:500])
+                raise
+        results = _read_results(run_dir)
+        for key in ("best_test_acc", "final_test_acc", "epochs", "train_seconds", "target_reached_seconds"):
+            if results.get(key) is not None:
+                trial.set_user_attr(key, results[key])
+        if reporter.pruned_epoch is not None:
+            trial.set_user_attr("pruned_epoch", reporter.pruned_epoch)
+            raise optuna.TrialPruned(f"pruned after epoch {reporter.pruned_epoch}")
+        return objective_value(spec.objective, rows, results)
+
+    return objective
+
+
+def run_worker(job: WorkerJob) -> int:
+    """Run trials until the study holds its goal of COMPLETE + PRUNED trials; returns an exit code.
+
+    A diverged trial (:class:`StopTraining`) is marked FAIL and the worker goes on; any other error
+    ends the worker (the trial's train.log holds the traceback).
+    """
+    spec = job.spec
+    if job.threads:
+        import torch
+
+        torch.set_num_threads(job.threads)
+    study = open_study(spec, seed=job.seed)
+    options, _ = _enabled_options(_parse(spec.base_args()).handlers)
+    lock = _SweepLock(Path(spec.output_dir) / LOCK)
+
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        print(_trial_line(spec, trial), flush=True)
+
+    objective = _objective(spec, options, lock.release)
+    while True:
+        lock.acquire()
+        try:
+            counts = _counts(study)
+            if _done(counts) + counts[TrialState.RUNNING] >= spec.goal:
+                return 0
+            if job.deadline is not None and time.time() >= job.deadline:
+                return 0
+            if counts[TrialState.FAIL] >= job.fail_limit:
+                return 0
+            try:
+                study.optimize(objective, n_trials=1, catch=(StopTraining,), callbacks=[report])
+            except optuna.exceptions.UpdateFinishedTrialError:
+                print(f"{PROG}: note: a trial of this worker was marked FAIL by another process", flush=True)
+        finally:
+            lock.release()
+
+
+def _worker_main(job: WorkerJob) -> None:
+    """A spawned worker process: its exit code says how it ended."""
+    sys.exit(_run_guarded(job))
+
+
+def _run_guarded(job: WorkerJob) -> int:
+    from mnist_ignite.run import Interrupted
+
+    try:
+        return run_worker(job)
+    except Interrupted as err:
+        print(f"{PROG}: worker {job.index}: {err}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except (ConfigError, PluginLoadError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except Exception as err:  # the trial's train.log holds the traceback
+        print(f"{PROG}: error: worker {job.index}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _threads(workers: int) -> int:
+    """CPU threads per worker: the machine's (or OMP_NUM_THREADS) divided between the workers."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    total = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return max(1, total // workers)
+
+
+def _run_processes(jobs: list[WorkerJob], study: optuna.Study) -> int:
+    """Start one spawned process per job and wait for all; a worker that dies has its trial failed at once.
+
+    Returns 0 when every worker ended normally, 130 after Ctrl-C, else 1.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    procs = {}
+    for job in jobs:
+        p = ctx.Process(target=_worker_main, args=(job,), name=f"sweep-worker-{job.index}")
+        p.start()
+        procs[p.sentinel] = (p, job)
+    code = 0
+
+    def forward(signum: int, _frame: Any) -> None:  # SIGTERM: let every worker stop cleanly
+        for p, _ in procs.values():
+            if p.is_alive():
+                os.kill(p.pid, signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while procs:
+            try:
+                ready = multiprocessing.connection.wait(list(procs))
+            except KeyboardInterrupt:  # the workers got the same Ctrl-C: they stop after saving
+                code = 130
+                continue
+            for sentinel in ready:
+                p, job = procs.pop(sentinel)
+                p.join()
+                if p.exitcode == 0:
+                    continue
+                code = code or (p.exitcode if p.exitcode in (130, 143) else 1)
+                how = f"signal {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+                failed = fail_orphaned_trials(study, pid=p.pid)
+                note = f": trial(s) {', '.join(map(str, failed))} marked FAIL" if failed else ""
+                print(f"{PROG}: worker {job.index} (pid {p.pid}) stopped with {how}{note}", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return code
+
+
+def _claim_folder(spec: SweepSpec) -> Path:
+    """The sweep folder; one that holds another sweep (another study name) is refused."""
+    folder = Path(spec.output_dir)
+    meta = folder / "sweep.json"
+    if meta.is_file():
+        try:
+            recorded = json.loads(meta.read_text())
+        except ValueError:
+            recorded = {}
+        if recorded.get("name") not in (None, spec.name):
+            raise ConfigError(
+                f"{folder} holds sweep {recorded['name']!r}, not {spec.name!r}: choose another --output-dir"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"name": spec.name, "storage": storage_label(spec), "sweep_file": spec.path}, indent=2)
+    atomic_write(meta, lambda f: f.write(text.encode()))
+    return folder
+
+
+def _check_data(spec: SweepSpec) -> None:
+    """Read (or download, once) MNIST before the workers start, so they never download it at the same time."""
+    from mnist_ignite.data import read_mnist
+
+    config = _parse(spec.base_args())
+    for train in (True, False):
+        read_mnist(config.data_dir, train, config.download)
+
+
+def run_sweep(spec: SweepSpec) -> int:
+    """Run (or continue) the sweep, then write its results; returns the exit code.
+
+    0: the goal is reached (or --timeout passed); 1: trials are missing (a worker died, or too
+    many trials failed): running the same command again carries on.
+    """
+    folder = _claim_folder(spec)
+    study = open_study(spec, create=True)
+    for number in fail_orphaned_trials(study):
+        print(f"trial {number}: its worker is gone (killed or crashed): marked FAIL", flush=True)
+    counts = _counts(study)
+    goal = spec.goal
+    print(
+        f"sweep {spec.name!r}: {_done(counts)} of {goal} trials done; study in {storage_label(spec)}; "
+        f"trials in {folder}/trial-NNNN (train.log in each)",
+        flush=True,
+    )
+    started = time.time()
+    code = 0
+    if _done(counts) < goal:
+        _check_data(spec)
+        limit = counts[TrialState.FAIL] + (spec.max_failures or spec.trials)
+        deadline = None if spec.timeout is None else started + spec.timeout
+        threads = _threads(spec.workers)
+        existing = sum(counts.values())
+        jobs = [
+            WorkerJob(spec, i, worker_seed(spec.seed, existing, i), threads, deadline, limit)
+            for i in range(spec.workers)
+        ]
+        code = _run_guarded(jobs[0]) if spec.workers == 1 else _run_processes(jobs, study)
+    write_results(study, spec, folder)
+    counts = _counts(study)
+    if code in (130, 143):
+        print(f"{PROG}: interrupted: run the same command again to carry on", file=sys.stderr, flush=True)
+        return code
+    if _done(counts) >= goal:
+        return 0
+    if spec.timeout is not None and time.time() - started >= spec.timeout:
+        print(f"timeout: {spec.timeout:g} s passed with {_done(counts)} of {goal} trials done", flush=True)
+        return 0
+    why = "a worker stopped early" if code else f"{counts[TrialState.FAIL]} trials failed"
+    print(
+        f"{PROG}: {_done(counts)} of {goal} trials done ({why}); run the same command again to carry on",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
+# ---------------------------------------------------------------------------------- the results
+
+
+CSV_ATTRS = ("best_test_acc", "final_test_acc", "epochs", "pruned_epoch", "target_reached_seconds")
+
+
+def write_results(study: optuna.Study, spec: SweepSpec, folder: Path) -> dict[str, Any] | None:
+    """sweep_results.csv, Optuna's plots as PNGs, and the best trial printed with its command line."""
+    trials = study.get_trials(deepcopy=False)
+    names = [p.name for p in spec.params]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["trial", "state", "value", *names, *CSV_ATTRS, "seconds", "run_dir", "host", "error"])
+    for t in trials:
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
+        value = t.value if t.state == TrialState.COMPLETE else ""
+        writer.writerow([
+            t.number, t.state.name, value, *(t.params.get(n, "") for n in names),
+            *(t.user_attrs.get(a, "") for a in CSV_ATTRS),
+            round(seconds, 1) if seconds != "" else "", t.user_attrs.get("run_dir", ""),
+            (t.user_attrs.get("worker") or {}).get("host", ""), t.user_attrs.get("error", ""),
+        ])  # fmt: skip
+    atomic_write(folder / RESULTS_CSV, lambda f: f.write(buf.getvalue().encode()))
+    notes = write_plots(study, folder / "plots")
+    counts = Counter(t.state for t in trials)
+    print(
+        f"{len(trials)} trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running; {folder / RESULTS_CSV}",
+        flush=True,
+    )
+    for note in notes:
+        print(f"  note: {note}", flush=True)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+    if not complete:
+        print("no completed trial with a finite value yet: no best trial", flush=True)
+        return None
+    best = study.best_trial
+    print(f"best: {_trial_line(spec, best)}", flush=True)
+    print(f"  folder: {best.user_attrs.get('run_dir', '?')}", flush=True)
+    print(f"  reproduce: {best.user_attrs.get('command', '?')}", flush=True)
+    return {"number": best.number, "value": best.value, "params": best.params}
+
+
+def write_plots(study: optuna.Study, folder: Path) -> list[str]:
+    """Optuna's matplotlib plots as PNGs; returns notes on the plots left out (too few trials)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    finite = [t for t in complete if t.value is not None and math.isfinite(t.value)]
+    varied = {k for t in finite for k in t.params if len({repr(u.params.get(k)) for u in finite}) > 1}
+    plots: list[tuple[str, Callable[[], Any], str | None]] = [
+        ("optimization_history.png", lambda: ovm.plot_optimization_history(study), None if finite else
+         "optimization_history.png needs a completed trial"),
+        ("param_importances.png",
+         lambda: ovm.plot_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()),
+         None if len(finite) >= 2 and varied else "param_importances.png needs 2 completed trials whose "
+         "parameters differ"),
+        ("parallel_coordinate.png", lambda: ovm.plot_parallel_coordinate(study), None if finite else
+         "parallel_coordinate.png needs a completed trial"),
+    ]  # fmt: skip
+    notes = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, plot, missing in plots:
+        if missing:
+            notes.append(missing)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ax = plot()
+            except (ValueError, RuntimeError, ZeroDivisionError) as err:  # Optuna refuses degenerate studies
+                notes.append(f"{name} left out: {err}")
+                continue
+        fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
+        fig.set_size_inches(9, 5.5)
+        fig.tight_layout()
+        atomic_write(folder / name, lambda f, fig=fig: fig.savefig(f, format="png", dpi=90))
+        plt.close(fig)
+    return notes
