@@ -517,6 +517,9 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
         plugins: ready-made plugin objects to attach besides ``config.handlers``.
     """
     validate(config)
+    where, sep, attr = config.model.rpartition(":")
+    if sep and where.endswith(".py") and Path(where).is_file():  # recorded absolute: evaluate/export run anywhere
+        config.model = f"{Path(where).resolve()}:{attr}"
     if config.fast_dev_run:
         return _fast_dev_run(config, plugins)
     _adopt_resumed_model(config)
