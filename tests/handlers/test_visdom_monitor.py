@@ -411,3 +411,14 @@ def test_options_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert plugin.port == 9001 and plugin.env == "from-env"
     assert plugin.url == "http://localhost:9001/env/from-env"
     assert VisdomPlugin(visdom_port=9002).port == 9002
+
+
+def test_visdom_flag_without_the_package_is_one_line(
+    data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "visdom", None)  # what an environment without visdom looks like to find_spec
+    assert main(visdom_args(data_dir, tmp_path / "none", free_port(), "none")) == 2
+    assert capsys.readouterr().err == (
+        "mnist-ignite: error: handler 'visdom': needs the visdom package: pip install 'mnist-ignite[visdom]'\n"
+    )
+    assert not (tmp_path / "none").exists()
