@@ -5,10 +5,10 @@
 # torch.compile for comparison, the seed's
 # torchvision pipeline (TORCHVISION=1), the side-by-side benchmark (reference loop, bare step,
 # Ignite trainer) and a kernel profile of one step.
-#   DATA=../shared/data OUT=runs/gpu-check bash benchmarks/gpu_check.sh
+#   DATA=/path/to/mnist OUT=runs/gpu-check bash benchmarks/gpu_check.sh   (DATA defaults to $MNIST_IGNITE_DATA, else ./data)
 set -uo pipefail
 export PYTHONUNBUFFERED=1
-DATA=${DATA:-../shared/data}
+DATA=${DATA:-${MNIST_IGNITE_DATA:-data}}
 OUT=${OUT:-runs/gpu-check}
 RUNS=${RUNS:-$OUT/runs}
 PY=${PYTHON:-python3}

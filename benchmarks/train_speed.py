@@ -14,7 +14,7 @@ same sitting). Their ratio is the images/s a step would reach if every FLOP ran 
 each path is printed as a fraction of it (fp32 for the seed's loop, the run's precision for the
 project's paths). Speeds move with machine load: compare numbers from one sitting only.
 
-    python benchmarks/train_speed.py --data-dir ../shared/data --device cpu --batch-size 512 --batches 10
+    python benchmarks/train_speed.py --device cpu --batch-size 512 --batches 10
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_ignite.data import (
     TensorTrainLoader,
+    default_data_dir,
     get_train_transforms,
     load_mnist,
     make_torchvision_loader,
@@ -180,7 +181,7 @@ def ignite(args: argparse.Namespace, device: torch.device) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--data-dir", default=default_data_dir(), help="MNIST root (env MNIST_IGNITE_DATA)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--batches", type=int, default=10, help="timed batches per contender")

@@ -1,6 +1,6 @@
 """Write your own event handler: log the gradient norm every N iterations to OUTPUT/grad_norms.csv.
 
-    python examples/custom_handler.py --data-dir ../shared/data --epochs 1 --max-train-samples 1024
+    python examples/custom_handler.py --epochs 1 --max-train-samples 1024
     mnist-ignite --handler examples/custom_handler.py:GradNormLogger --grad-every 5 ...   # same class, main CLI
 
 A plugin is a class with ``name`` and ``attach(ctx)``; ``options`` appear in ``--help`` once it is

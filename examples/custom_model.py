@@ -1,6 +1,6 @@
 """Bring your own model: a small BatchNorm + dropout + global-average-pooling net (under 20k parameters).
 
-    python examples/custom_model.py --data-dir ../shared/data --epochs 15          # trains SmallNet
+    python examples/custom_model.py --epochs 15          # trains SmallNet
     mnist-ignite --model examples/custom_model.py:SmallNet --model-arg width=12 ... # same class, main CLI
     mnist-ignite summary --model examples/custom_model.py:SmallNet                   # its layers first
 

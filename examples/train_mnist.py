@@ -2,7 +2,7 @@
 
     python examples/train_mnist.py                       # 20 epochs, batch 64, SGD 0.01/0.9, StepLR(15, 0.1)
     python examples/train_mnist.py --help                # every option, with the enabled handlers' own
-    python examples/train_mnist.py --data-dir ../shared/data --epochs 1 --max-train-samples 2048
+    python examples/train_mnist.py --epochs 1 --max-train-samples 2048
 
 Same entry point as the ``mnist-ignite`` console script.
 """
