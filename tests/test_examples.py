@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 from mnist_ignite.cli import main
 from mnist_ignite.files import load_tensors
 
-from conftest import ROOT, small_args
+from conftest import ROOT, metrics, small_args
 
 EXAMPLE = ROOT / "examples" / "custom_handler.py"
 
@@ -55,3 +56,19 @@ def test_same_class_loads_on_the_main_cli_and_keeps_its_state(data_dir: str, tmp
     assert main(args) == 0
     state = load_tensors(max((out / "checkpoints").glob("last_*.pt"), key=lambda p: int(p.stem.split("_")[-1])))
     assert state["plugins"]["grad_norm"] == {"logged": 4}
+
+
+def test_custom_model_example_trains_its_smallnet(data_dir: str, tmp_path: Path) -> None:
+    out = tmp_path / "small"
+    example = ROOT / "examples" / "custom_model.py"
+    result = subprocess.run(
+        [sys.executable, str(example), *small_args(data_dir, out, "--epochs", "1", "--model-arg", "width=8")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("mnist-ignite: SmallNet (2,550 parameters)")
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model"], config["model_args"]) == (f"{example}:SmallNet", {"width": 8})
+    assert len(metrics(out)) == 1
