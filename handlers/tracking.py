@@ -68,8 +68,9 @@ class TrackerPlugin(Plugin):
         """Switch the tracker off with one warning; the run goes on."""
         if not self.failed:
             self.failed = True
+            reason = (str(err).strip().splitlines() or [""])[0][:300]  # client errors can run to pages
             print(
-                f"mnist-ignite: warning: {self.name}: {what} failed ({type(err).__name__}: {err}); "
+                f"mnist-ignite: warning: {self.name}: {what} failed ({type(err).__name__}: {reason}); "
                 f"{self.name} tracking is off for the rest of the run, training goes on",
                 file=sys.stderr,
                 flush=True,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 import torch
@@ -107,6 +111,73 @@ def test_an_absent_tracking_server_warns_once_and_training_goes_on(data_dir: str
     assert [r["epoch"] for r in metrics(out)] == [1, 2]
     assert (out / "final_model.pt").is_file()
     assert elapsed < 120, f"the run took {elapsed:.0f} s: a tracker must not hold it up"
+
+
+def test_a_server_that_goes_away_mid_run_warns_once_and_training_goes_on(data_dir: str, tmp_path: Path) -> None:
+    """A real ``mlflow server``, stopped after the first epoch."""
+    port = free_port()
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    server_db = f"sqlite:///{tmp_path / 'server.db'}"
+    stores = ["--backend-store-uri", server_db, "--default-artifact-root", str(tmp_path / "server-artifacts")]
+    server = subprocess.Popen(
+        [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *stores],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopping it stops its workers too
+    )
+    training: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 180
+        while not up(port):
+            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(1)
+        out = tmp_path / "run"
+        run = args(data_dir, out, "--epochs", "6", "--handler", "mlflow", "--mlflow-uri", f"http://127.0.0.1:{port}")
+        log = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe: nobody reads while it runs
+        training = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "train_mnist.py"), *run],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, **ENV},
+        )
+        client = MlflowClient(tracking_uri=server_db)
+        while not epoch_logged(client) and training.poll() is None:  # the first epoch reached the server
+            time.sleep(0.5)
+        epochs_before = len(metrics(out))
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        training.wait(timeout=600)
+        log.close()
+    finally:  # whatever failed, nothing this test started outlives it
+        for process, kill in ((server, lambda p: os.killpg(p.pid, signal.SIGKILL)), (training, Popen.kill)):
+            if process is not None and process.poll() is None:
+                kill(process)
+                process.wait()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert training.returncode == 0, stderr[-2000:]
+    warnings = [line for line in stderr.splitlines() if "warning: mlflow" in line]
+    assert len(warnings) == 1 and "training goes on" in warnings[0], stderr
+    assert epochs_before < 6, "the server had to go away mid-run"
+    assert [r["epoch"] for r in metrics(out)] == [1, 2, 3, 4, 5, 6]
+    assert (out / "final_model.pt").is_file()
+
+
+def epoch_logged(client: MlflowClient) -> bool:
+    try:
+        experiment = client.get_experiment_by_name("mnist-ignite")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "test_acc"))
+    except Exception:  # the database is still being created
+        return False
+
+
+def up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def test_missing_package_is_one_line_naming_the_extra_before_any_data(tmp_path: Path) -> None:
