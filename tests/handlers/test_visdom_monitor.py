@@ -387,10 +387,11 @@ def test_chromium_screenshot_mid_run_shows_curves_first(server: Server, data_dir
     assert len(colors) > 200  # plots, digits and text, not a blank or error page
     # Visdom's dark-blue background and the white windows are both there
     assert any(count > 10_000 and rgb[2] > 100 and rgb[0] < 100 for count, rgb in colors)
-    # curves first: the top of the page holds plotly's blue (train) and orange (test) traces with markers
-    top = np.asarray(image)[60:420]
+    # curves first: the top of the page holds plotly's blue (train) and orange (test) traces; after one epoch
+    # the test trace is a marker and its legend entry in each epoch window (about 50 pixels each)
+    top = np.asarray(image)[60:420].astype(int)
     for rgb in ((31, 119, 180), (255, 127, 14)):
-        assert (np.abs(top.astype(int) - rgb).sum(axis=2) < 30).sum() > 200
+        assert (np.abs(top - rgb).sum(axis=2) < 30).sum() > 40, rgb
 
 
 def test_server_command_names_the_installer_when_assets_are_missing(
