@@ -38,9 +38,16 @@ def test_installs_what_visdom_would_download_and_is_idempotent(bare_visdom: Path
     messages: list[str] = []
     install_assets(bare_visdom, say=messages.append)
     assert missing_assets(bare_visdom) == []
-    installed = visdom_dir() / "static"  # what `mnist-ignite visdom --install-assets` put there for the server
-    for name in ASSETS:
-        assert (bare_visdom / "static" / name).read_bytes() == (installed / name).read_bytes(), name
+    static = bare_visdom / "static"
+    assert all((static / name).stat().st_size > 500 for name in ASSETS)  # none empty or truncated
+    banners = {  # the versions visdom's build.py asks for
+        "js/jquery.min.js": "jQuery v3.1.1",
+        "js/plotly-plotly.min.js": "plotly.js v2.11.1",
+        "js/react-react.min.js": "React v16.2.0",
+        "css/bootstrap.min.css": "Bootstrap v3.3.7",
+    }
+    for name, banner in banners.items():
+        assert banner in (static / name).read_text()[:200], name
     version = (bare_visdom / "VERSION").read_text().strip()
     assert (bare_visdom / "static" / MARKER).read_text() == version  # what visdom compares to skip downloads
     assert install_assets(bare_visdom, say=messages.append) == 0
