@@ -55,7 +55,7 @@ import optuna
 from ignite.engine import Engine
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_ignite.cli import PROG, parse_config
+from mnist_ignite.cli import PROG, SWITCHES, parse_config
 from mnist_ignite.config import Config, ConfigError, check_value, settings
 from mnist_ignite.files import atomic_write
 from mnist_ignite.plugins import PluginLoadError, RunContext, RunEvents, StopTraining, load_plugin_class
@@ -298,9 +298,6 @@ def _parse(args: Sequence[str]) -> Config:
         raise ConfigError(message.removeprefix(f"{PROG}: error: ")) from None
     except PluginLoadError as error:
         raise ConfigError(str(error)) from None
-
-
-SWITCHES = ("visdom", "plots", "no_plots", "no_progress")
 
 
 def run_table_args(run: dict[str, Any], where: str, base_dir: Path) -> list[str]:
@@ -1069,6 +1066,11 @@ def run_sweep(spec: SweepSpec) -> int:
 CSV_ATTRS = ("best_test_acc", "final_test_acc", "epochs", "pruned_epoch", "target_reached_seconds")
 
 
+def _rounded(value: Any) -> Any:
+    """Accuracies and seconds without float noise (94.19999999999999 -> 94.2); parameters keep every digit."""
+    return round(value, 6) if isinstance(value, float) and math.isfinite(value) else value
+
+
 def write_results(study: optuna.Study, spec: SweepSpec, folder: Path) -> dict[str, Any] | None:
     """sweep_results.csv, Optuna's plots as PNGs, and the best trial printed with its command line."""
     trials = study.get_trials(deepcopy=False)
@@ -1078,10 +1080,10 @@ def write_results(study: optuna.Study, spec: SweepSpec, folder: Path) -> dict[st
     writer.writerow(["trial", "state", "value", *names, *CSV_ATTRS, "seconds", "run_dir", "host", "error"])
     for t in trials:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
-        value = t.value if t.state == TrialState.COMPLETE else ""
+        value = _rounded(t.value) if t.state == TrialState.COMPLETE else ""
         writer.writerow([
             t.number, t.state.name, value, *(t.params.get(n, "") for n in names),
-            *(t.user_attrs.get(a, "") for a in CSV_ATTRS),
+            *(_rounded(t.user_attrs.get(a, "")) for a in CSV_ATTRS),
             round(seconds, 1) if seconds != "" else "", t.user_attrs.get("run_dir", ""),
             (t.user_attrs.get("worker") or {}).get("host", ""), t.user_attrs.get("error", ""),
         ])  # fmt: skip

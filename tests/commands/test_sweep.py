@@ -227,6 +227,14 @@ def test_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "holds sweep 'good', not 'other'" in capsys.readouterr().err
 
 
+def test_no_trial_starts_after_the_timeout(data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = sweep_file(tmp_path / "late.toml", data_dir, "trials = 3", "lr = [0.01, 0.02]")
+    assert main([str(spec), "--timeout", "0.001", "--output-dir", str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    assert "timeout: 0.001 s passed with 0 of 3 trials done" in out
+    assert study_of(tmp_path / "sweep", "late").trials == []
+
+
 # ------------------------------------------------------------------ PostgreSQL: one study, two "machines"
 
 
