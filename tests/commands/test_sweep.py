@@ -31,7 +31,7 @@ from mnist_ignite.cli import parse_config
 from mnist_ignite.commands import compare
 from mnist_ignite.commands.sweep import main
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, metrics, run_cli
 
 ENV = {"OMP_NUM_THREADS": "1"}
 
@@ -201,6 +201,31 @@ def test_median_pruner_stops_bad_trials_early(data_dir: str, tmp_path: Path) -> 
         assert (run_dir / "final_model.pt").exists() and (run_dir / "results.json").exists()
         assert "stopped early by a handler at epoch 1" in (run_dir / "train.log").read_text()
         assert t.intermediate_values == {1: t.user_attrs["best_test_acc"]}
+    # and --resume auto continues a pruned trial to the end, with the trial's own command line
+    t = pruned[0]
+    words = shlex.split(t.user_attrs["command"])[1:]
+    result = run_cli(*words, "--output-dir", t.user_attrs["run_dir"], "--resume", "auto", env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert [r["epoch"] for r in metrics(Path(t.user_attrs["run_dir"]))] == [1, 2]
+
+
+def test_time_objective_is_seconds_to_the_target(data_dir: str, tmp_path: Path) -> None:
+    # 5% is reached after the first epoch by any run (chance is 10%): each trial stops there
+    spec = sweep_file(
+        tmp_path / "fast.toml",
+        data_dir,
+        "trials = 2\nobjective = 'time'\ntarget = 5.0\nsampler = 'random'\nseed = 0",
+        "lr = { low = 0.01, high = 0.05 }",
+        epochs=3,
+    )
+    out = tmp_path / "sweep"
+    assert main([str(spec), "--output-dir", str(out)]) == 0
+    study = study_of(out, "fast")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE and len(study.trials) == 2
+    for t in study.trials:
+        assert t.state == TrialState.COMPLETE and t.user_attrs["epochs"] == 1
+        assert 0 < t.value == t.user_attrs["target_reached_seconds"] < 600
+        assert "--target-acc 5.0" in t.user_attrs["command"]
 
 
 def test_missing_optuna_is_one_line_naming_the_extra(tmp_path: Path) -> None:
