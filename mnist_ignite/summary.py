@@ -177,10 +177,12 @@ class _Tracer(TorchDispatchMode):
         return out
 
 
-def _device(model: nn.Module) -> torch.device:
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
+def _blank(model: nn.Module, input_size: Sequence[int]) -> torch.Tensor:
+    """One blank image on the model's device, in its floating-point dtype (a bf16 model takes bf16 input)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+    return torch.zeros(1, *input_size, device=device, dtype=dtype)
 
 
 def describe(model: nn.Module, input_size: Sequence[int] = INPUT_SIZE) -> ModelSummary:
@@ -209,7 +211,7 @@ def describe(model: nn.Module, input_size: Sequence[int] = INPUT_SIZE) -> ModelS
     was_training = model.training
     try:
         model.eval()
-        x = torch.zeros(1, *input_size, device=_device(model))
+        x = _blank(model, input_size)
         with torch.no_grad(), counter, tracer:
             model(x)
     finally:

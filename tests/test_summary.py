@@ -152,3 +152,8 @@ def test_stats_line() -> None:
     )
     mlp = model_stats(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
     assert stats_line(mlp) == "7,850 parameters, 15.68K FLOPs/image forward"
+
+
+def test_a_bf16_model_gets_bf16_input() -> None:
+    s = describe(Net().to(torch.bfloat16))
+    assert s.flops == 74_527_976 and s.layers[-1].output_shape == (10,)
