@@ -111,3 +111,28 @@ def test_no_file_is_written(data_dir: str, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     find_lr(_config(data_dir, max_train_samples=128, batch_size=32, model=SMALLNET), num_iter=5)
     assert list(tmp_path.iterdir()) == []
+
+
+class _NaNAfter(torch.nn.Module):
+    """SmallNet whose output turns NaN from training step ``after + 1`` on (a blow-up without warning)."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.net, self.after, self.steps = build_model(SMALLNET), after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.steps += int(self.training)
+        out = self.net(x)
+        return out * float("nan") if self.steps > self.after else out
+
+
+def test_a_nan_loss_ends_the_search_as_divergence(data_dir: str) -> None:
+    """NaN never compares greater than anything: without care the finder would never stop, nor suggest."""
+    config = _config(data_dir, batch_size=32, max_train_samples=1024)
+    net = _NaNAfter(after=30)
+    result = find_lr(config, net=net, num_iter=60, start_lr=1e-2, end_lr=3.0)
+    assert net.steps == 31  # stopped at the first NaN step, not 30 steps of NaN later
+    assert result.diverged
+    assert len(result.lrs) == len(result.losses) == 30  # the NaN step and everything after it left out
+    assert all(math.isfinite(loss) for loss in result.losses)
+    assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
