@@ -1,5 +1,8 @@
 """Built-in plugins for mnist-ignite, one module per concept; each attaches alone.
 
+Installed as ``mnist_ignite.handlers`` (the folder sits at the top of the repository). Modules import
+torch and Ignite inside ``attach``, so ``--help`` and ``--list-handlers`` stay instant.
+
 =================  =====================================================
 lr_schedule        step (the seed's StepLR), onecycle, cosine, plateau, warmup
 checkpoint         Ignite Checkpoint + DiskSaver: last N, best by test accuracy, resume
@@ -9,6 +12,9 @@ early_stopping     Ignite EarlyStopping on test accuracy
 nan_guard          stops on a NaN/Inf loss (Ignite TerminateOnNan)
 time_limit         stops cleanly after a wall-clock budget (Ignite TimeLimit)
 plots              matplotlib PNGs: metrics, samples, misclassified, confusion matrix
-visdom_monitor     live Visdom dashboard with an offline log and replay
+visdom_monitor     live Visdom dashboard with an offline log and replay (visdom_assets: its front-end)
+tensorboard        Ignite TensorboardLogger: loss, lr, epoch metrics, hparams, images
+mlflow             Ignite MLflowLogger: params, metrics, the model and plots as artifacts
+tracking           what the trackers share: optional-package check, failures that never stop training
 =================  =====================================================
 """

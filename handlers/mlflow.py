@@ -23,15 +23,15 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
-
-import torch
-from ignite.engine import Engine, Events
-from ignite.handlers.mlflow_logger import MLflowLogger
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.plugins import Option, RunContext
 
 from .tracking import EPOCH_SCALARS, TrackerPlugin, flat_settings
+
+if TYPE_CHECKING:  # torch, Ignite and mlflow load when a run starts, not for --help
+    import torch
+    from ignite.engine import Engine
 
 __all__ = ["MLflowPlugin"]
 
@@ -42,16 +42,23 @@ ARTIFACTS = ("config.json", "metrics.csv", "metrics.json")
 FOLDER_TAG = "mnist_ignite.output_dir"  # finds the MLflow run again when the run resumes
 
 
-class _QueuedLogger(MLflowLogger):
-    """Ignite's MLflowLogger whose calls go to the plugin's worker thread (Ignite's handlers need its type)."""
+def _queued_logger(plugin: MLflowPlugin) -> Any:
+    """Ignite's MLflowLogger whose calls go to the plugin's worker thread (Ignite's handlers need its type).
 
-    def __init__(self, plugin: MLflowPlugin) -> None:  # the run itself starts on the worker thread
-        self.plugin = plugin
+    Built when a run attaches the plugin: Ignite and mlflow load then, not for ``--help``.
+    """
+    from ignite.handlers.mlflow_logger import MLflowLogger
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        import mlflow
+    class _QueuedLogger(MLflowLogger):
+        def __init__(self, plugin: MLflowPlugin) -> None:  # the run itself starts on the worker thread
+            self.plugin = plugin
 
-        self.plugin.submit("logging metrics", mlflow.log_metrics, dict(metrics), step=step)
+        def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+            import mlflow
+
+            self.plugin.submit("logging metrics", mlflow.log_metrics, dict(metrics), step=step)
+
+    return _QueuedLogger(plugin)
 
 
 class MLflowPlugin(TrackerPlugin):
@@ -87,11 +94,12 @@ class MLflowPlugin(TrackerPlugin):
         if not ctx.is_main_process:
             return
         import mlflow  # noqa: F401 - here, not at the first log: importing takes a second or two
+        from ignite.engine import Events
         from ignite.handlers.mlflow_logger import OptimizerParamsHandler, OutputHandler
 
         self.uri = self.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or self._local_uri(ctx.output_dir)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow")
-        self.logger = _QueuedLogger(self)
+        self.logger = _queued_logger(self)
         t = ctx.trainer
         t.add_event_handler(Events.STARTED, self.started)  # after READY: a resumed run knows its MLflow run
         every = Events.ITERATION_COMPLETED(every=self.mlflow_every)
@@ -181,6 +189,8 @@ class MLflowPlugin(TrackerPlugin):
         """End of the run (called by the core): artifacts, the run's status, then wait for the queue (bounded)."""
         if self.pool is None:
             return
+        import torch
+
         weights = None
         model = self.ctx.model
         if self.finished and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
@@ -196,6 +206,7 @@ class MLflowPlugin(TrackerPlugin):
 
     def _artifacts(self, weights: dict[str, torch.Tensor] | None) -> None:
         import mlflow
+        import torch
 
         out = self.ctx.output_dir
         if weights is not None:  # the weights final_model.pt gets (the core writes the file after close)

@@ -10,7 +10,7 @@ A plotting failure warns once and training goes on: plots are never worth a lost
 
 from __future__ import annotations
 
-import warnings
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,9 @@ class PlotsPlugin(Plugin):
     description = "matplotlib PNGs in OUTPUT/plots: metrics (live), samples, misclassified, confusion matrix"
 
     def attach(self, ctx: RunContext) -> None:
+        # imported here, on the main thread: a module's first import on the writer thread can race
+        # another thread's import of the same modules (matplotlib's) and fail
+        import matplotlib.backends.backend_agg  # noqa: F401 - what savefig loads on first use
         from ignite.engine import Events
         from ignite.metrics import ConfusionMatrix
 
@@ -67,7 +70,11 @@ class PlotsPlugin(Plugin):
                 draw(*args)
             except Exception as err:  # plotting must never stop training
                 if not self.failed:
-                    warnings.warn(f"plots: {type(err).__name__}: {err}; training goes on", stacklevel=1)
+                    print(
+                        f"mnist-ignite: warning: plots: {type(err).__name__}: {err}; training goes on",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 self.failed = True
 
         if self.notebook:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ignite.engine import Engine, Events
-
-from mnist_ignite.data import preview
 from mnist_ignite.plugins import Option, RunContext
 
 from .tracking import EPOCH_SCALARS, TrackerPlugin, flat_settings
+
+if TYPE_CHECKING:  # Ignite loads when a run starts, not for --help
+    from ignite.engine import Engine
 
 __all__ = ["TensorBoardPlugin"]
 
@@ -51,6 +51,7 @@ class TensorBoardPlugin(TrackerPlugin):
         self.ctx = ctx
         if not ctx.is_main_process:
             return
+        from ignite.engine import Events
         from ignite.handlers.tensorboard_logger import OptimizerParamsHandler, OutputHandler
 
         self.log_dir = Path(self.tensorboard_dir) if self.tensorboard_dir else ctx.output_dir / "tensorboard"
@@ -84,6 +85,8 @@ class TensorBoardPlugin(TrackerPlugin):
         writer.file_writer.add_summary(start)
         text = json.dumps(settings, indent=1).replace("\n", "\n    ")
         writer.add_text("config", "    " + text, step)
+        from mnist_ignite.data import preview
+
         images, labels = preview(self.ctx.train_data)
         writer.add_images("samples", images, step)
         writer.add_text("samples/labels", " ".join(labels), step)

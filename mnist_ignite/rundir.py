@@ -31,6 +31,9 @@ RUN_FILES = (
     "checkpoints",
     "plots",
     "visdom.log",
+    "tensorboard",
+    "mlflow.db",
+    "mlartifacts",
 )
 LOCK = ".mnist-ignite.lock"
 
