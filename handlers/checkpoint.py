@@ -81,12 +81,19 @@ class _Meta:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         mine, theirs = self.state_dict(), dict(state)
         if (theirs.get("model"), theirs.get("parameters")) != (mine["model"], mine["parameters"]):
-            raise CheckpointLoadError(
-                f"the checkpoint holds another model: {theirs.get('spec', theirs.get('model'))} "
-                f"{theirs.get('model_args') or ''}({theirs.get('parameters'):,} parameters); this run builds "
-                f"{self.spec} {self.model_args or ''}({mine['parameters']:,} parameters): "
-                f"resume with --model {theirs.get('spec', '?')}"
+            args = theirs.get("model_args") or {}
+            hint = " ".join(
+                [f"--model {theirs.get('spec', '?')}", *(f"--model-arg {k}={v!r}" for k, v in args.items())]
             )
+            raise CheckpointLoadError(
+                f"the checkpoint holds another model: {_describe(theirs.get('spec', theirs.get('model')), args)} "
+                f"({theirs.get('parameters'):,} parameters); this run builds {_describe(self.spec, self.model_args)} "
+                f"({mine['parameters']:,} parameters): resume with {hint}"
+            )
+
+
+def _describe(spec: Any, args: Mapping[str, Any]) -> str:
+    return f"{spec}" + "".join(f" {k}={v!r}" for k, v in args.items())
 
 
 def find_checkpoints(directory: Path) -> list[Path]:

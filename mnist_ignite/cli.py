@@ -69,10 +69,14 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         return super()._get_help_string(action) or ""
 
 
-def _flag_type(kind: type, check: Callable[[Any], bool] | None, rule: str) -> Callable[[str], Any]:
+def _flag_type(
+    kind: type, check: Callable[[Any], bool] | None, rule: str, accepts: tuple[str, ...] = ()
+) -> Callable[[str], Any]:
     """An argparse ``type`` from a setting's value type and rule."""
 
     def parse(text: str) -> Any:
+        if text in accepts:
+            return text
         try:
             value = kind(text)
         except ValueError:
@@ -144,7 +148,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
             s.flag or f"--{f.name.replace('_', '-')}",
             dest=f.name,
             default=default,
-            type=_flag_type(kind, s.check, s.rule) if kind is not str else str,
+            type=_flag_type(kind, s.check, s.rule, s.accepts) if kind is not str else str,
             choices=s.choices,
             metavar=s.metavar,
             help=s.help,
@@ -221,11 +225,15 @@ def _toml_values(
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{path}: unknown setting(s) {key}{hint}")
         kind = {"int": int, "float": float, "bool": bool}.get(str(core[key].type).split("|")[0].strip(), str)
-        values[key] = check_value(f"{path}: {key}", kind, value)
+        accepted = core[key].metadata["setting"].accepts
+        values[key] = value if value in accepted else check_value(f"{path}: {key}", kind, value)
     by_handler = {spec: cls for spec, cls in classes} | {getattr(cls, "name", spec): cls for spec, cls in classes}
     for table, entries in tables.items():
-        if table == "model":  # the model's constructor keywords
-            values["model_args"] = dict(entries)
+        if table == "model":  # spec = "..." and the model's constructor keywords
+            entries = dict(entries)
+            if "spec" in entries:
+                values["model"] = check_value(f"{path}: [model] spec", str, entries.pop("spec"))
+            values["model_args"] = entries
             continue
         if table not in by_handler:
             raise ConfigError(f"{path}: [{table}] is not an enabled handler (enabled: {', '.join(by_handler)})")
@@ -318,6 +326,10 @@ def _exit_code(err: BaseException) -> tuple[int, str] | None:
     if isinstance(err, (ConfigError, PluginLoadError, RunDirError)):
         return 2, f"{PROG}: error: {err}"
     if isinstance(err, (CheckpointLoadError, OutputWriteError, PluginError)):
+        return 1, f"{PROG}: error: {err}"
+    from mnist_ignite.lr_find import LRFindError
+
+    if isinstance(err, LRFindError):
         return 1, f"{PROG}: error: {err}"
     if isinstance(err, StopTraining):
         return err.exit_code, f"{PROG}: stopped: {err}"

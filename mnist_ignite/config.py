@@ -62,6 +62,7 @@ class Setting:
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
     flag: str | None = None  # default: --name-with-dashes; for a True-by-default switch: --no-name
+    accepts: tuple[str, ...] = ()  # words accepted besides values of the field's type (lr: "auto")
 
 
 def _setting(default: Any = None, *, factory: Callable[[], Any] | None = None, **meta: Any) -> Any:
@@ -140,10 +141,12 @@ class Config:
     )
     lr: float = _setting(
         0.01,
-        help="SGD learning rate",
+        help="SGD learning rate, or auto: run the lr finder (mnist-ignite lr-find) first and use its suggestion "
+        "(recorded in config.json and OUTPUT/lr_find.json)",
         group="training",
-        check=lambda v: v > 0 and math.isfinite(v),
-        rule="must be a finite number > 0",
+        check=lambda v: v == "auto" or (v > 0 and math.isfinite(v)),
+        rule="must be a finite number > 0, or auto",
+        accepts=("auto",),
     )
     momentum: float = _setting(
         0.9, help="SGD momentum", group="training", check=lambda v: 0 <= v < math.inf, rule="must be >= 0"
@@ -316,6 +319,8 @@ def check_settings(config: Config) -> None:
         if value is None and f.default is None:
             continue
         name = s.flag or "--" + f.name.replace("_", "-")
+        if value in s.accepts:
+            continue
         check_value(name, _kind(f), value)
         if s.choices is not None and value not in s.choices:
             raise ConfigError(f"{name} must be one of {', '.join(map(str, s.choices))}, got {value!r}")

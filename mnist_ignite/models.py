@@ -98,6 +98,14 @@ def _free_bytes(device: torch.device) -> int | None:
     return None
 
 
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def check_model(model: nn.Module, spec: str, device: torch.device | str = "cpu") -> str:
     """Check ``model`` before any data is read; returns ``"log-probabilities"`` or ``"logits"``.
 
@@ -111,8 +119,8 @@ def check_model(model: nn.Module, spec: str, device: torch.device | str = "cpu")
     free = _free_bytes(device)
     if free is not None and 3 * params > free:
         raise ModelError(
-            f"model {spec!r} is too large for {device}: {params / 2**30:.1f} GiB of parameters need "
-            f"~{3 * params / 2**30:.1f} GiB with gradients and momentum; {free / 2**30:.1f} GiB are free"
+            f"model {spec!r} is too large for {device}: {_size(params)} of parameters need "
+            f"~{_size(3 * params)} with gradients and momentum; {_size(free)} are free"
         )
     was_training = model.training
     try:

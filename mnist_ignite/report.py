@@ -57,12 +57,13 @@ def _count(data: Any) -> int:
 def header(ctx: RunContext) -> str:
     """The lines printed before the first step."""
     c = ctx.config
-    params = sum(p.numel() for p in ctx.model.parameters())
     from mnist_ignite.engine import choose_precision
+    from mnist_ignite.summary import model_stats, stats_line
 
     precision = choose_precision(c.precision, ctx.device)
     lines = [
-        f"mnist-ignite: {type(ctx.model).__name__} ({params:,} parameters) on {ctx.device}, pipeline {c.pipeline}",
+        f"mnist-ignite: {c.model} {_args(c.model_args)}on {ctx.device}, pipeline {c.pipeline}",
+        f"  model: {type(ctx.model).__name__}, {stats_line(model_stats(ctx.model))}",
         f"  precision: {precision}",
         f"  data: {_count(ctx.train_data):,} training / {_count(ctx.eval_data):,} test images from {c.data_dir}; "
         f"batch {c.batch_size}, {ctx.epoch_length} iterations per epoch, {c.epochs} epochs",
@@ -70,6 +71,10 @@ def header(ctx: RunContext) -> str:
         f"  output: {ctx.output_dir}",
     ]
     return "\n".join(lines)
+
+
+def _args(args: dict[str, Any]) -> str:
+    return "".join(f"{k}={v!r} " for k, v in args.items())
 
 
 def summarize(ctx: RunContext, startup_seconds: float | None, total_seconds: float) -> dict[str, Any]:

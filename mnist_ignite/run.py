@@ -535,6 +535,8 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
         config.output_dir = str(rundir.path)
     out: dict[str, Any] = {}
     try:
+        if config.lr == "auto":
+            _find_lr(config, announce=claim)
         if config.nproc_per_node > 1 or config.nnodes > 1 or torchrun:
             backend = config.backend or ("nccl" if select_device(config.device).type == "cuda" else "gloo")
             spawn: dict[str, Any] = {}
@@ -557,6 +559,27 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
     if "history" not in out:  # spawned workers return nothing: read what rank 0 wrote
         return _read_history(Path(config.output_dir))
     return out["history"]
+
+
+def _find_lr(config: Config, announce: bool) -> None:
+    """``--lr auto``: the lr finder's suggestion becomes ``config.lr`` (config.json records the number).
+
+    A resumed run keeps the lr its checkpoint was made with (read from its config.json).
+    """
+    recorded = Path(config.output_dir) / "config.json"
+    if config.resume and recorded.is_file():
+        config.lr = float(json.loads(recorded.read_text())["lr"])
+        return
+    from mnist_ignite.commands.lr_find import write_results
+    from mnist_ignite.lr_find import find_lr
+
+    if announce:
+        print("--lr auto: running the learning-rate finder first ...", flush=True)
+    result = find_lr(config)
+    config.lr = float(result.suggestion)
+    if announce:
+        write_results(result, config, Path(config.output_dir))
+        print(f"--lr auto: using lr {config.lr:.3g} (curve in {Path(config.output_dir) / 'lr_find.png'})", flush=True)
 
 
 def _fast_dev_run(config: Config, plugins: Sequence[Any]) -> list[dict[str, Any]]:

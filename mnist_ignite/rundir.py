@@ -34,6 +34,8 @@ RUN_FILES = (
     "tensorboard",
     "mlflow.db",
     "mlartifacts",
+    "lr_find.json",
+    "lr_find.png",
 )
 LOCK = ".mnist-ignite.lock"
 

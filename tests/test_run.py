@@ -267,3 +267,34 @@ def test_overfit_batches_learns_the_batches_it_is_shown(data_dir: str, tmp_path:
     rows = metrics(out)
     assert rows[-1]["test_loss"] < 0.3 * rows[0]["test_loss"]  # evaluated on the very images it trained on
     assert rows[-1]["test_acc"] >= 95.0
+
+
+TINY_MODEL = """
+import torch.nn as nn
+
+class Tiny(nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, width, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)
+        )
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+def test_lr_auto_runs_the_finder_and_records_its_suggestion(data_dir: str, tmp_path: Path) -> None:
+    model = tmp_path / "tiny.py"
+    model.write_text(TINY_MODEL)
+    out = tmp_path / "auto"
+    args = small_args(data_dir, out, "--epochs", "1", "--model", f"{model}:Tiny", "--lr", "auto", train=512, eval_=64)
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())
+    finder = json.loads((out / "lr_find.json").read_text())
+    assert isinstance(config["lr"], float) and config["lr"] == pytest.approx(finder["suggestion"])
+    assert f"--lr auto: using lr {config['lr']:.3g}" in result.stdout and (out / "lr_find.png").is_file()
+    resumed = run_cli(*[a if a != "1" else "2" for a in args], "--resume", "auto")  # keeps the lr it was made with
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "config.json").read_text())["lr"] == config["lr"]
