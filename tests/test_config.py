@@ -91,3 +91,14 @@ def test_every_setting_is_declared_once_and_drives_the_flags() -> None:
     for f, s in settings():
         assert (s.flag or "--" + f.name.replace("_", "-")) in flags, f.name
         assert s.help and s.group
+
+
+def test_a_model_table_holds_the_spec_and_its_arguments(tmp_path: Path) -> None:
+    path = write(tmp_path, '[model]\nspec = "examples/custom_model.py:SmallNet"\nwidth = 8\ndropout = 0.1\n')
+    c = parse_config(["--config", path, "--model-arg", "width=12"])
+    assert c.model.endswith("custom_model.py:SmallNet") and c.model_args == {"width": 12, "dropout": 0.1}
+
+
+def test_lr_auto_is_accepted_by_flag_and_toml(tmp_path: Path) -> None:
+    assert parse_config(["--lr", "auto"]).lr == "auto"
+    assert parse_config(["--config", write(tmp_path, 'lr = "auto"\n')]).lr == "auto"
