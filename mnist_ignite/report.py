@@ -66,7 +66,7 @@ def header(ctx: RunContext) -> str:
         f"  model: {type(ctx.model).__name__}, {stats_line(model_stats(ctx.model))}",
         f"  precision: {precision}",
         f"  data: {_count(ctx.train_data):,} training / {_count(ctx.eval_data):,} test images from {c.data_dir}; "
-        f"batch {c.batch_size}, {ctx.epoch_length} iterations per epoch, {c.epochs} epochs",
+        f"batch {c.batch_size}, {ctx.epoch_length} iterations per epoch, {c.epochs} epoch{'s' * (c.epochs != 1)}",
         f"  handlers: {', '.join(p.name for p in ctx.plugins) or 'none'}",
         f"  output: {ctx.output_dir}",
     ]
