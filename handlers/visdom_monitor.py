@@ -43,17 +43,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import torch
-from ignite.engine import Engine, Events
-
-from mnist_ignite.data import denormalize, preview
-from mnist_ignite.engine import MisclassifiedSamples
-from mnist_ignite.figures import image_grid
 from mnist_ignite.handlers.visdom_assets import AssetsError, install_assets, missing_assets
 from mnist_ignite.plugins import Option, Plugin, RunContext
+
+if TYPE_CHECKING:  # torch, Ignite and matplotlib load in attach: --help and --list-handlers stay instant
+    import torch
+    from ignite.engine import Engine
 
 __all__ = ["CLOSE_WAIT_S", "TIMEOUT_S", "VisdomPlugin", "client", "replay", "serve"]
 
@@ -219,6 +217,14 @@ class VisdomPlugin(Plugin):
 
     # plugin -------------------------------------------------------------------------------
     def attach(self, ctx: RunContext) -> None:
+        # imported here, on the main thread: a module's first import on the worker thread could race
+        import matplotlib.backends.backend_agg  # noqa: F401 - what _figure_rgb draws with
+        import torch
+        from ignite.engine import Events
+
+        import mnist_ignite.figures  # noqa: F401 - what _grid draws with, on the worker thread
+        from mnist_ignite.engine import MisclassifiedSamples
+
         self.ctx = ctx
         if not ctx.is_main_process:
             return
@@ -260,6 +266,8 @@ class VisdomPlugin(Plugin):
         rows = (len(titles) + 3) // 4
 
         def render() -> Any:
+            from mnist_ignite.figures import image_grid  # loaded by attach
+
             fig = image_grid(images, titles, rows=rows, cols=4, figsize=(4.4, 1.25 * rows + 0.45))
             for ax in fig.axes:
                 ax.title.set_fontsize(7)
@@ -274,6 +282,8 @@ class VisdomPlugin(Plugin):
 
     def started(self, engine: Engine) -> None:
         """Create the windows in page order: curves, images, settings."""
+        from mnist_ignite.data import preview
+
         fresh = engine.state.iteration == 0
         rows = self.ctx.history.rows if self.ctx.history is not None else []
         nan = float("nan")  # a window's first point before any data: axes and legend, no marker
@@ -307,6 +317,8 @@ class VisdomPlugin(Plugin):
         self._line("loss", [e], [[r["train_loss"], r["test_loss"]]])
         self._line("accuracy", [e], [[r["train_acc"], r["test_acc"]]])
         if self.wrong.true:
+            from mnist_ignite.data import denormalize
+
             images = denormalize(self.wrong.images)
             self._grid("misclassified", images, self.wrong.titles(), f"epoch {e}: wrong test predictions, true / pred")
         else:
