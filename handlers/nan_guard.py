@@ -46,6 +46,7 @@ class NanGuardPlugin(Plugin):
             engine.should_terminate = False
             raise StopTraining(
                 f"the training loss became NaN/Inf at iteration {engine.state.iteration} (epoch {engine.state.epoch}); "
-                f"lower --lr (now {self.ctx.config.lr}). The last good checkpoint is kept in "
+                f"lower --lr (now {self.ctx.config.lr}) or --momentum (now {self.ctx.config.momentum}). "
+                f"The last good checkpoint is kept in "
                 f"{self.ctx.output_dir / 'checkpoints'}."
             )

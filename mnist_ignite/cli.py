@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
                 hints.append(f"unknown option {arg}" + (f" (did you mean {close[0]}?)" if close else ""))
             if hints:
                 message = "; ".join(hints)
-        self.exit(2, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -86,6 +86,20 @@ def _flag_type(
         return value
 
     parse.__name__ = kind.__name__
+    return parse
+
+
+def _option_type(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A handler option's type for argparse: its ValueError's own words become the message."""
+
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError as err:
+            words = str(err) if kind not in (int, float) else f"{text!r} is not a valid {kind.__name__}"
+            raise argparse.ArgumentTypeError(words) from None
+
+    parse.__name__ = getattr(kind, "__name__", "value")
     return parse
 
 
@@ -177,7 +191,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
             if opt.type is bool:
                 g.add_argument(f"--{opt.name}", action=argparse.BooleanOptionalAction, **kwargs)
             else:
-                g.add_argument(f"--{opt.name}", type=opt.type, choices=opt.choices, **kwargs)
+                g.add_argument(f"--{opt.name}", type=_option_type(opt.type), choices=opt.choices, **kwargs)
             core.add(opt.dest)
     return parser
 

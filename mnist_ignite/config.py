@@ -149,7 +149,7 @@ class Config:
         accepts=("auto",),
     )
     momentum: float = _setting(
-        0.9, help="SGD momentum", group="training", check=lambda v: 0 <= v < math.inf, rule="must be >= 0"
+        0.9, help="SGD momentum", group="training", check=lambda v: 0 <= v < 1, rule="must be in [0, 1)"
     )
     seed: int = _setting(
         1,
@@ -252,7 +252,7 @@ class Config:
         help="like --repeat, with these seeds (comma-separated, e.g. 1,2,3)",
         group="experiments and debugging",
         check=lambda v: v is None or _seed_list(v) is not None,
-        rule="must be comma-separated seeds, e.g. 1,2,3",
+        rule="must be distinct comma-separated seeds in [0, 2**63), e.g. 1,2,3",
         metavar="S,S,...",
     )
     fast_dev_run: bool = _setting(

@@ -75,7 +75,10 @@ class Model:
         handlers: plugins to attach: names or specs (see ``mnist-ignite --list-handlers``),
             plugin objects, or plain ``attach(ctx)`` functions.
         output_dir: where file-writing plugins put their files (default ``runs/<timestamp>``,
-            created only when a plugin writes).
+            created only when a plugin writes). A folder you name that holds another run is refused
+            (:class:`~mnist_ignite.rundir.RunDirError`) unless ``overwrite=True``, and is locked while
+            this ``Model`` lives.
+        overwrite: replace the run already in ``output_dir`` (its own files only).
         **options: handler options by name, e.g. ``patience=2`` for ``early_stopping``.
     """
 
@@ -91,12 +94,14 @@ class Model:
         device: str = "auto",
         handlers: Sequence[Any] = ("lr_schedule", "progress"),
         output_dir: str | Path | None = None,
+        overwrite: bool = False,
         **options: Any,
     ) -> None:
         from mnist_ignite.config import Config
         from mnist_ignite.engine import select_device
-        from mnist_ignite.plugins import as_plugin, close_plugins
+        from mnist_ignite.plugins import as_plugin
         from mnist_ignite.run import build_plugins, build_run, resolve_output_dir, validate
+        from mnist_ignite.rundir import RunDir
 
         self.train_loader = train_loader
         self.test_loader = test_loader
@@ -111,7 +116,12 @@ class Model:
             output_dir=str(output_dir or ""),
         )
         validate(self.config)
+        _check_options(self.config)
         self.config.output_dir = str(resolve_output_dir(self.config))
+        self._rundir = None
+        if output_dir is not None:  # a folder you name is claimed like the CLI's: no silent mixing of two runs
+            self._rundir = RunDir(output_dir, resume=False, overwrite=overwrite)
+            self._rundir.claim()
         self.device = select_device(device)
         self.ctx = build_run(
             self.config,
@@ -128,7 +138,7 @@ class Model:
         self.stopped = False  # a handler (early stopping, time limit) ended training
         self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
         self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))
-        self._finalizer = weakref.finalize(self, close_plugins, list(self.ctx.plugins))
+        self._finalizer = weakref.finalize(self, _finish, list(self.ctx.plugins), self._rundir)
 
     @staticmethod
     def check_cuda_availability() -> bool:
@@ -191,3 +201,29 @@ class Model:
         Also done when the ``Model`` is garbage-collected or the interpreter exits.
         """
         self._finalizer()
+
+
+def _finish(plugins: list[Any], rundir: Any) -> None:
+    from mnist_ignite.plugins import close_plugins
+
+    close_plugins(plugins)
+    if rundir is not None:
+        rundir.release(started=True)
+
+
+def _check_options(config: Any) -> None:
+    """Handler options given as keywords must belong to an enabled handler: a typo is an error, not a default."""
+    import difflib
+
+    from mnist_ignite.config import ConfigError
+    from mnist_ignite.plugins import load_plugin_class
+
+    known = {o.dest for spec in config.handlers for o in getattr(load_plugin_class(spec), "options", ())}
+    for key in config.options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"Model() got {key}={config.options[key]!r}, an option of no enabled handler{hint}; "
+                f"enabled: {', '.join(config.handlers) or 'none'}"
+            )

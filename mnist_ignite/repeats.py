@@ -78,8 +78,9 @@ def _table(summary: dict[str, Any]) -> str:
 
 def run_repeats(config: Config, plugins: Sequence[Any] = ()) -> dict[str, Any]:
     """Train ``config`` once per seed, each in OUTPUT/seed-S; write OUTPUT/summary.json and print the table."""
-    from mnist_ignite.run import resolve_output_dir, train
+    from mnist_ignite.run import resolve_output_dir, train, validate
 
+    validate(config)
     parent = RunDir(resolve_output_dir(config), resume=bool(config.resume), overwrite=config.overwrite)
     folder = parent.claim()
     per_seed: list[dict[str, Any]] = []

@@ -174,7 +174,7 @@ def _build_data(config: Config, device: torch.device, rank: int, world: int) -> 
     n_eval = min(config.max_eval_samples or len(test_set), len(test_set))
     per_rank_batch = max(1, config.batch_size // world)
     if config.overfit_batches:  # the same first N batches to train and to evaluate on, not augmented
-        n = min(config.overfit_batches * config.batch_size, len(train_set))
+        n = min(config.overfit_batches * config.batch_size, n_train)
         images, targets = train_set.data[:n], train_set.targets[:n]
         return (
             TensorTrainLoader(images, targets, per_rank_batch, config.seed, device, (rank, world), augment=False),
@@ -256,14 +256,14 @@ def _attach_evaluation(ctx: RunContext, quiet: bool) -> None:
         ctx.history.append(row)
         engine.state.record = row
 
-    if ctx.config.target_acc is not None:
-        _attach_target(ctx, ctx.config.target_acc, quiet)
-
     if not quiet:
 
         @trainer.on(RunEvents.EPOCH_END)
         def _print(engine: Engine) -> None:
             print(_epoch_line(engine.state.record, ctx.config.epochs), flush=True)
+
+    if ctx.config.target_acc is not None:
+        _attach_target(ctx, ctx.config.target_acc, quiet)
 
 
 def _attach_target(ctx: RunContext, target: float, quiet: bool) -> None:
@@ -590,7 +590,9 @@ def _fast_dev_run(config: Config, plugins: Sequence[Any]) -> list[dict[str, Any]
         fast_dev_run=False,
         output_dir=str(folder / "run"),
         epochs=1,
-        max_train_samples=config.batch_size * config.nproc_per_node * config.nnodes,
+        max_train_samples=min(
+            config.batch_size * config.nproc_per_node * config.nnodes, config.max_train_samples or 60_000
+        ),
         max_eval_samples=min(config.eval_batch_size, config.max_eval_samples or config.eval_batch_size),
         overfit_batches=None,
     )
@@ -617,7 +619,8 @@ def _adopt_resumed_model(config: Config) -> None:
         return
     if isinstance(recorded, dict) and recorded.get("model", "seed") != "seed":
         config.model, config.model_args = str(recorded["model"]), dict(recorded.get("model_args") or {})
-        print(f"resuming a run of model {config.model} {config.model_args or ''}(from {folder / 'config.json'})")
+        args = "".join(f" {k}={v!r}" for k, v in config.model_args.items())
+        print(f"resuming a run of model {config.model}{args} (from {folder / 'config.json'})")
 
 
 def _launched_by_torchrun() -> bool:

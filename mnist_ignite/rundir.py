@@ -38,6 +38,13 @@ RUN_FILES = (
     "lr_find.png",
 )
 LOCK = ".mnist-ignite.lock"
+# inside the run's folders, the files a run writes (anything else there is the user's and stays)
+OWN_FILES = {
+    "checkpoints": ("last_checkpoint_*.pt", "best_*.pt", ".*.tmp"),
+    "plots": ("samples.png", "metrics.png", "misclassified.png", "confusion_matrix.png", ".*.tmp"),
+    "tensorboard": ("events.out.tfevents.*",),
+    "mlartifacts": ("*",),
+}
 
 
 class RunDirError(ValueError):
@@ -82,9 +89,20 @@ class RunDir:
             ) from None
         if found and self.overwrite and not self.resume:
             for name in found:
-                target = self.path / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+                self._remove(self.path / name)
         return self.path
+
+    @staticmethod
+    def _remove(target: Path) -> None:
+        """Remove a run file, or the run's own files in a run folder (the folder too, once empty)."""
+        if not target.is_dir():
+            target.unlink()
+            return
+        for pattern in OWN_FILES.get(target.name, ("*",)):
+            for item in target.glob(pattern):
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        if not any(target.iterdir()):
+            target.rmdir()
 
     def release(self, started: bool) -> None:
         """Unlock; a folder this run created and never started training in is removed again."""

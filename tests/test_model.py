@@ -151,3 +151,20 @@ def test_time_limit_stops_the_facade(loaders: tuple[DataLoader, DataLoader]) -> 
     model.trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: __import__("time").sleep(0.15))
     model.run(num_epochs=3)
     assert model.stopped and model.trainer.state.epoch == 1  # 10 iterations x 0.15 s > 1 s
+
+
+def test_the_facade_refuses_a_named_folder_that_holds_a_run_and_typos_in_options(
+    loaders: tuple[DataLoader, DataLoader], tmp_path: Path
+) -> None:
+    from mnist_ignite.config import ConfigError
+    from mnist_ignite.rundir import RunDirError
+
+    first = Model(*loaders, device="cpu", handlers=["checkpoint", "history"], output_dir=tmp_path)
+    first.train()
+    first.close()
+    with pytest.raises(RunDirError, match="already holds a run"):
+        Model(*loaders, device="cpu", handlers=["checkpoint"], output_dir=tmp_path)
+    again = Model(*loaders, device="cpu", handlers=["checkpoint"], output_dir=tmp_path, overwrite=True)
+    again.close()
+    with pytest.raises(ConfigError, match="patiense=2, an option of no enabled handler \\(did you mean patience\\?\\)"):
+        Model(*loaders, device="cpu", handlers=["early_stopping"], patiense=2)

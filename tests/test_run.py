@@ -206,6 +206,10 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(data_dir: str, tmp_p
     ("args", "message"),
     [
         (["--num-workers", "1000"], "--num-workers: must be between 0 and"),
+        (["--momentum", "2"], "--momentum: must be in [0, 1), got 2"),
+        (["--warmup-iters", "-1"], "--warmup-iters: must be >= 0, got -1"),
+        (["--repeat", "3", "--seeds", "3,4"], "--repeat and --seeds both choose the seeds"),
+        (["--seeds", "1,1"], "must be distinct comma-separated seeds"),
         (["--seed", "-5"], "--seed: must be between 0 and 2**63 - 1"),
         (["--seed", str(10**23)], "--seed: must be between 0 and 2**63 - 1"),
         (["--epocs", "2"], "unknown option --epocs (did you mean --epochs?)"),

@@ -38,11 +38,14 @@ def test_overwrite_replaces_the_old_run_and_its_checkpoints(data_dir: str, tmp_p
     out = tmp_path / "run"
     assert main(small_args(data_dir, out, "--epochs", "2", train=128, eval_=64)) == 0
     (out / "notes.txt").write_text("mine")
+    (out / "plots" / "my_figure.png").write_text("mine too")
+    (out / "checkpoints" / "my_backup.pt").write_text("and this")
     assert main(small_args(data_dir, out, "--epochs", "1", "--overwrite", train=128, eval_=64)) == 0
     assert [r["epoch"] for r in metrics(out)] == [1]
     # the old run's epoch-2 checkpoint is gone: --resume auto cannot pick it up
     assert sorted(p.name for p in (out / "checkpoints").glob("last_*.pt")) == ["last_checkpoint_2.pt"]
     assert (out / "notes.txt").read_text() == "mine"  # not a run file: never touched
+    assert (out / "plots" / "my_figure.png").is_file() and (out / "checkpoints" / "my_backup.pt").is_file()
 
 
 def test_a_folder_with_other_files_is_used_without_touching_them(data_dir: str, tmp_path: Path) -> None:
