@@ -136,8 +136,12 @@ def collect(paths: Sequence[Path]) -> tuple[list[Entry], list[str]]:
     """Entries for ``paths`` (runs, groups of repeats, a sweep's runs) and notes on what was skipped."""
     entries: list[Entry] = []
     notes: list[str] = []
+    seen: set[Path] = set()  # a run named twice (itself and inside its parent folder) is shown once
     for path in paths:
         if _is_run(path):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             run, note = load_run(path, path.name)
             entries += [Entry(run.name, [run])] if run else []
             notes += [note] if note else []
@@ -146,6 +150,8 @@ def collect(paths: Sequence[Path]) -> tuple[list[Entry], list[str]]:
         if not children:
             notes.append(f"{path}: neither a run folder nor a folder of run folders")
             continue
+        children = [c for c in children if c.resolve() not in seen]
+        seen.update(c.resolve() for c in children)
         runs = []
         for child in children:
             run, note = load_run(child, f"{path.name}/{child.name}")

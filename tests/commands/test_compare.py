@@ -132,6 +132,8 @@ def test_a_sweep_folder_lists_each_run(runs: dict[str, Path]) -> None:
     names = sorted(e.name for e in entries)
     assert names == sorted(f"{sweep.name}/lr{lr}" for lr in LRS)
     assert not any(e.group for e in entries)
+    again, _ = collect([runs["0.01"], sweep])  # a run named on its own and inside its folder: listed once
+    assert len(again) == len(LRS)
 
 
 def test_runs_still_writing_are_read_as_they_are(
