@@ -15,7 +15,7 @@ from typing import Any
 from mnist_ignite.files import save_json
 from mnist_ignite.plugins import RunContext
 
-__all__ = ["StartupClock", "footer", "header", "process_seconds", "summarize", "write_results"]
+__all__ = ["StartupClock", "footer", "header", "process_seconds", "run_clock_base", "summarize", "write_results"]
 
 _IMPORTED = time.time()
 
@@ -30,17 +30,32 @@ def process_seconds() -> float:
         return time.time() - _IMPORTED
 
 
-class StartupClock:
-    """Seconds from process start to the first training step (imports, data, model, plugins)."""
+_runs_started = 0
 
-    def __init__(self) -> None:
+
+def run_clock_base() -> float:
+    """Where a run's clock starts: the process start for the first run in a process (imports count as
+    start-up), the call itself for later ones (``--repeat`` runs its seeds in one process)."""
+    global _runs_started
+    _runs_started += 1
+    return 0.0 if _runs_started == 1 else process_seconds()
+
+
+class StartupClock:
+    """Seconds from the run's start (see :func:`run_clock_base`) to its first training step."""
+
+    def __init__(self, base: float = 0.0) -> None:
+        self.base = base
         self.seconds: float | None = None
+
+    def elapsed(self) -> float:
+        return process_seconds() - self.base
 
     def attach(self, trainer: Any) -> None:
         from ignite.engine import Events
 
         def first_step(_: Any) -> None:
-            self.seconds = process_seconds()
+            self.seconds = self.elapsed()
             trainer.remove_event_handler(first_step, Events.ITERATION_STARTED)
 
         trainer.add_event_handler(Events.ITERATION_STARTED, first_step)

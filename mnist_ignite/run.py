@@ -54,7 +54,7 @@ from mnist_ignite.plugins import (
     close_plugins,
     load_plugin_class,
 )
-from mnist_ignite.report import StartupClock, footer, header, process_seconds, summarize, write_results
+from mnist_ignite.report import StartupClock, footer, header, run_clock_base, summarize, write_results
 from mnist_ignite.rundir import RunDir
 
 __all__ = ["Interrupted", "RunSettings", "build_plugins", "build_run", "fit", "resolve_output_dir", "train", "validate"]
@@ -473,7 +473,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         save_json(output_dir / "config.json", config.to_dict())
         print(header(ctx), flush=True)
     trainer = ctx.trainer
-    clock = StartupClock()
+    clock = StartupClock(out.get("clock_base", 0.0) if world == 1 else 0.0)
     clock.attach(trainer)
     data = _ResumableData(train_data, trainer) if isinstance(train_data, TensorTrainLoader) else train_data
     try:
@@ -503,7 +503,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         raise StopTraining("the model's weights are NaN/Inf: final_model.pt not written; lower --lr")
     if is_main:
         save_torch(output_dir / "final_model.pt", ctx.model.state_dict())
-        results = summarize(ctx, clock.seconds, process_seconds())
+        results = summarize(ctx, clock.seconds, clock.elapsed())
         write_results(ctx, results)
         print(footer(ctx, results), flush=True)
     out["history"] = ctx.history.rows
@@ -533,7 +533,7 @@ def train(config: Config, plugins: Sequence[Any] = ()) -> list[dict[str, Any]]:
         config.output_dir = str(rundir.claim())
     else:
         config.output_dir = str(rundir.path)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"clock_base": run_clock_base()}
     try:
         if config.lr == "auto":
             _find_lr(config, announce=claim)
