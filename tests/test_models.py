@@ -184,7 +184,7 @@ def test_a_model_file_trains_checkpoints_and_resumes_without_naming_it_again(dat
         *small_args(data_dir, out, "--model", SMALLNET, "--epochs", "1", train=2048), env={"OMP_NUM_THREADS": "1"}
     )
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "SmallNet (9,762 parameters)" in first.stdout
+    assert "model: SmallNet, 9,762 parameters" in first.stdout
     checkpoint = load_tensors(next((out / "checkpoints").glob("last_*.pt")))
     assert "features.0.0.weight" in checkpoint["model"]  # SmallNet's weights, not the seed Net's
 
