@@ -68,7 +68,7 @@ def test_custom_model_example_trains_its_smallnet(data_dir: str, tmp_path: Path)
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("mnist-ignite: SmallNet (2,550 parameters)")
+    assert "custom_model.py:SmallNet" in result.stdout and "model: SmallNet, 2,550 parameters" in result.stdout
     config = json.loads((out / "config.json").read_text())
     assert (config["model"], config["model_args"]) == (f"{example}:SmallNet", {"width": 8})
     assert len(metrics(out)) == 1

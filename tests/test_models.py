@@ -118,7 +118,7 @@ def _refused(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
         (
             "{zoo}:NoFlatten",
             [],
-            "model '{zoo}:NoFlatten' failed on a (2, 1, 28, 28) batch: RuntimeError: mat1 and mat2",
+            "model '{zoo}:NoFlatten' failed on a (2, 1, 28, 28) batch: RuntimeError: ",  # torch's words vary
         ),
         ("{zoo}:NaNs", [], "model '{zoo}:NaNs' returns NaN/Inf on a blank batch"),
         ("{zoo}:NoParameters", [], "model '{zoo}:NoParameters' has no parameters to train"),

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mnist_ignite.data import TensorEvalLoader, load_mnist
-from mnist_ignite.engine import create_evaluator
+from mnist_ignite.engine import create_evaluator, resolve_precision
 from mnist_ignite.model import Net
 
 from conftest import ROOT, metrics, run_cli, small_args
@@ -45,7 +45,7 @@ def test_reduced_test_accuracy_equals_a_single_process_evaluation(two_process_ru
     net.load_state_dict(torch.load(two_process_run / "final_model.pt", weights_only=True))  # no "module." prefix
     test = load_mnist(data_dir, train=False, download=False)
     cpu = torch.device("cpu")
-    evaluator = create_evaluator(net, cpu, channels_last=True)
+    evaluator = create_evaluator(net, cpu, resolve_precision("auto", cpu), channels_last=True)  # as the run did
     accuracy = evaluator.run(TensorEvalLoader(test.data[:512], test.targets[:512], 1000, cpu)).metrics["accuracy"]
     assert metrics(two_process_run)[0]["test_acc"] == pytest.approx(100 * accuracy, abs=1e-9)
 

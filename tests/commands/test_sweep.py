@@ -146,6 +146,10 @@ def test_kill_9_of_a_worker_and_of_the_whole_sweep_then_rerun_completes(data_dir
         assert trial is not None, (tmp_path / "first.log").read_text()
         os.kill(trial.user_attrs["worker"]["pid"], signal.SIGKILL)
         killed["worker"] = trial.number
+        # let the sweep notice that death (slow on a loaded machine) before its whole process group goes
+        log.flush()
+        noticed = _wait_for(lambda: "stopped with signal" in (tmp_path / "first.log").read_text() or None, proc)
+        assert noticed, (tmp_path / "first.log").read_text()
         # then the whole sweep (its process group), while another trial runs
         trial = _wait_for(lambda: _running_mid_epoch(study, {killed["worker"]}), proc)
         if trial is not None:
