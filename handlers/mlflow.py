@@ -189,11 +189,11 @@ class MLflowPlugin(TrackerPlugin):
         """End of the run (called by the core): artifacts, the run's status, then wait for the queue (bounded)."""
         if self.pool is None:
             return
-        import torch
+        from mnist_ignite.engine import finite_weights
 
         weights = None
         model = self.ctx.model
-        if self.finished and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        if self.finished and finite_weights(model):
             weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.submit("saving artifacts", self._artifacts, weights)
         self.submit("ending the MLflow run", self._end, "FINISHED" if self.finished else "FAILED")

@@ -29,6 +29,7 @@ from mnist_ignite.config import (
     check_value,
     read_toml,
     settings,
+    value_type,
 )
 
 __all__ = ["build_parser", "main", "parse_config"]
@@ -157,7 +158,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
             else:
                 g.add_argument(s.flag or f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", help=s.help)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
+        kind = value_type(f)
         g.add_argument(
             s.flag or f"--{f.name.replace('_', '-')}",
             dest=f.name,
@@ -238,7 +239,7 @@ def _toml_values(
             close = difflib.get_close_matches(key, list(core), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{path}: unknown setting(s) {key}{hint}")
-        kind = {"int": int, "float": float, "bool": bool}.get(str(core[key].type).split("|")[0].strip(), str)
+        kind = value_type(core[key])
         accepted = core[key].metadata["setting"].accepts
         values[key] = value if value in accepted else check_value(f"{path}: {key}", kind, value)
     by_handler = {spec: cls for spec, cls in classes} | {getattr(cls, "name", spec): cls for spec, cls in classes}

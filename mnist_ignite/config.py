@@ -31,6 +31,7 @@ __all__ = [
     "default_data_dir",
     "read_toml",
     "settings",
+    "value_type",
 ]
 
 # Enabled unless switched off, attached in this order: NaN guard first (it sees a diverged epoch
@@ -295,7 +296,7 @@ def settings() -> list[tuple[dataclasses.Field, Setting]]:
     return [(f, f.metadata["setting"]) for f in dataclasses.fields(Config) if "setting" in f.metadata]
 
 
-def _kind(f: dataclasses.Field) -> type:
+def value_type(f: dataclasses.Field) -> type:
     """The field's value type (``int | None`` -> int)."""
     return {"int": int, "float": float, "str": str, "bool": bool}[str(f.type).split("|")[0].strip()]
 
@@ -321,7 +322,7 @@ def check_settings(config: Config) -> None:
         name = s.flag or "--" + f.name.replace("_", "-")
         if value in s.accepts:
             continue
-        check_value(name, _kind(f), value)
+        check_value(name, value_type(f), value)
         if s.choices is not None and value not in s.choices:
             raise ConfigError(f"{name} must be one of {', '.join(map(str, s.choices))}, got {value!r}")
         if s.check is not None and not s.check(value):

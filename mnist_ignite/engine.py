@@ -35,10 +35,16 @@ __all__ = [
     "choose_precision",
     "create_evaluator",
     "create_trainer",
+    "finite_weights",
     "prepare_batch",
     "resolve_precision",
     "select_device",
 ]
+
+
+def finite_weights(model: torch.nn.Module) -> bool:
+    """All weights finite (one host sync): a diverged model is never saved or shipped."""
+    return bool(torch.stack([torch.isfinite(p.detach()).all() for p in model.parameters()]).all())
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -40,7 +40,7 @@ from mnist_ignite.data import (
     make_torchvision_loader,
     read_mnist,
 )
-from mnist_ignite.engine import create_evaluator, create_trainer, resolve_precision, select_device
+from mnist_ignite.engine import create_evaluator, create_trainer, finite_weights, resolve_precision, select_device
 from mnist_ignite.events import RunEvents
 from mnist_ignite.files import CheckpointLoadError, save_json, save_torch
 from mnist_ignite.history import History, make_record
@@ -443,18 +443,10 @@ def build_run(
 
 
 def fit(ctx: RunContext, data: Any, max_epochs: int) -> int:
-    """Run the trainer up to ``max_epochs``, stopping cleanly on SIGINT/SIGTERM; returns the signal (0 if none).
-
-    A non-finite model stops the run (:class:`StopTraining`) rather than finishing as if it had trained.
-    """
+    """Run the trainer up to ``max_epochs``, stopping cleanly on SIGINT/SIGTERM; returns the signal (0 if none)."""
     with _SignalStop(ctx.trainer) as stop:
         ctx.trainer.run(data, max_epochs=max_epochs)
     return stop.signum
-
-
-def finite(model: torch.nn.Module) -> bool:
-    """All weights finite (one host sync): a diverged model is never saved."""
-    return bool(torch.stack([torch.isfinite(p.detach()).all() for p in model.parameters()]).all())
 
 
 def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: dict[str, Any]) -> None:
@@ -499,7 +491,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
             f"--resume auto continues it",
             flush=True,
         )
-    if not finite(ctx.model):
+    if not finite_weights(ctx.model):
         raise StopTraining("the model's weights are NaN/Inf: final_model.pt not written; lower --lr")
     if is_main:
         save_torch(output_dir / "final_model.pt", ctx.model.state_dict())
