@@ -92,6 +92,8 @@ DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql
 UNCLAIMED_SECONDS = 120
 # database storage: Optuna's heartbeat fails a trial whose worker (on any machine) went silent
 HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120
+# how often a worker with nothing left to start looks whether the other workers' last trials ended
+POLL_SECONDS = 2.0
 
 
 # ----------------------------------------------------------------------------- the sweep file
@@ -720,9 +722,15 @@ def _process_start(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]  # a zombie is as good as gone
 
 
+def _sweep_pid() -> int:
+    """The PID of the sweep command this process works for (its own, or its parent's for a spawned worker)."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+
+
 def _identity() -> dict[str, Any]:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
+    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid), "sweep": _sweep_pid()}
 
 
 def _alive(worker: dict[str, Any]) -> bool:
@@ -749,12 +757,13 @@ def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
         return False  # its worker finished it meanwhile
 
 
-def fail_orphaned_trials(study: optuna.Study, pid: int | None = None) -> list[int]:
+def fail_orphaned_trials(study: optuna.Study, pid: int | None = None, other_sweeps: bool = False) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker is gone; returns their numbers.
 
     Only this host's processes can be checked (by PID and start time); a trial that never said
     which process runs it is failed after ``UNCLAIMED_SECONDS``. With ``pid``, only that (dead)
-    worker's trials. Trials on other machines are left to the database heartbeat.
+    worker's trials; with ``other_sweeps``, only those of other sweep commands (this one's own
+    workers are watched by its main process). Trials on other machines are left to the database heartbeat.
     """
     host, now = socket.gethostname(), time.time()
     failed = []
@@ -766,7 +775,7 @@ def fail_orphaned_trials(study: optuna.Study, pid: int | None = None) -> list[in
             if unclaimed and _fail(study, t, "its worker stopped before the trial started"):
                 failed.append(t.number)
             continue
-        if worker.get("host") != host:
+        if worker.get("host") != host or (other_sweeps and worker.get("sweep") == _sweep_pid()):
             continue
         gone = int(worker["pid"]) == pid if pid is not None else not _alive(worker)
         if gone and _fail(study, t, f"its worker (pid {worker['pid']}) stopped while the trial was running"):
@@ -894,22 +903,72 @@ def run_worker(job: WorkerJob) -> int:
         print(_trial_line(spec, trial), flush=True)
 
     objective = _objective(spec, options, lock.release)
+    waiting: list[int] = []
     while True:
         lock.acquire()
         try:
             counts = _counts(study)
-            if _done(counts) + counts[TrialState.RUNNING] >= spec.goal:
+            if _done(counts) >= spec.goal:
                 return 0
             if job.deadline is not None and time.time() >= job.deadline:
                 return 0
             if counts[TrialState.FAIL] >= job.fail_limit:
                 return 0
+            if _done(counts) + counts[TrialState.RUNNING] >= spec.goal:
+                # the last trials run in other workers (or on other machines): wait for them, as one
+                # that fails (or whose worker is lost) leaves the goal to be made up here
+                waiting = _look_at_running(study, waiting)
+                lock.release()  # while it sleeps, the other local workers go on
+                signum = _sleep_unless_terminated(POLL_SECONDS)
+                if signum:
+                    print(f"{PROG}: {signal.Signals(signum).name} received while waiting: no trial was running here",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    return 128 + signum
+                continue
             try:
                 study.optimize(objective, n_trials=1, catch=(StopTraining,), callbacks=[report])
             except optuna.exceptions.UpdateFinishedTrialError:
                 print(f"{PROG}: note: a trial of this worker was marked FAIL by another process", flush=True)
         finally:
             lock.release()
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _sleep_unless_terminated(seconds: float) -> int:
+    """Sleep; a SIGTERM meanwhile ends the sleep at once. Returns that signal's number (0 if none)."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        raise _Terminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread: leave signals alone
+        time.sleep(seconds)
+        return 0
+    try:
+        time.sleep(seconds)
+    except _Terminated as stop:
+        return int(stop.args[0])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _look_at_running(study: optuna.Study, announced: list[int]) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone; say which ones the worker waits for.
+
+    Returns the running trials' numbers, so the next call speaks only when they change.
+    """
+    fail_orphaned_trials(study, other_sweeps=True)
+    if isinstance(study._storage, optuna.storages.RDBStorage):
+        optuna.storages.fail_stale_trials(study)  # a silent machine's trials, by Optuna's heartbeat
+    running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if running and running != announced:
+        print(f"waiting for trial(s) {', '.join(map(str, running))}, run by another worker or machine", flush=True)
+    return running
 
 
 def _worker_main(job: WorkerJob) -> None:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -180,6 +181,75 @@ def test_kill_9_of_a_worker_and_of_the_whole_sweep_then_rerun_completes(data_dir
         assert (Path(t.user_attrs["run_dir"]) / "metrics.json").exists()
     rows = list(csv.DictReader((out / "sweep_results.csv").open()))
     assert Counter(r["state"] for r in rows)["FAIL"] == counts[TrialState.FAIL] >= 2
+
+
+def test_a_sweep_waits_for_trials_running_elsewhere_and_makes_up_a_failed_one(
+    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the study holds 3 trials of its goal of 3: one done, two running on another machine. This
+    # machine has nothing to start, so it waits; one of them completes, the other fails: the goal
+    # is made up here with one trial, and the command ends 0 (it ended 1 while they still ran)
+    spec = sweep_file(
+        tmp_path / "wait.toml", data_dir, "trials = 3\nsampler = 'random'\nseed = 3\npruner = 'none'",
+        "lr = { low = 0.01, high = 0.05 }",
+    )  # fmt: skip
+    out = tmp_path / "sweep"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    elsewhere = optuna.create_study(study_name="wait", storage=storage, direction="maximize")
+    elsewhere.enqueue_trial({"lr": 0.02})
+    elsewhere.tell(elsewhere.ask(), 20.0)
+    running = [elsewhere.ask() for _ in range(2)]
+    for trial in running:
+        trial.set_user_attr("worker", {"host": "another-machine", "pid": 1, "start": None, "sweep": 1})
+
+    def finish_them() -> None:
+        time.sleep(3)
+        elsewhere.tell(running[0], 21.0)
+        time.sleep(3)
+        elsewhere.tell(running[1], state=TrialState.FAIL)
+
+    finisher = threading.Thread(target=finish_them)
+    finisher.start()
+    try:
+        code = main([str(spec), "--output-dir", str(out)])
+    finally:
+        finisher.join()
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "1 of 3 trials done" in printed and "waiting for trial(s) 1, 2, run by another worker or machine" in printed
+    assert "waiting for trial(s) 2, run by another worker or machine" in printed  # said again when it changed
+    study = study_of(out, "wait")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.COMPLETE]
+    assert Path(study.trials[3].user_attrs["run_dir"]) == out / "trial-0003"
+    assert "trial    3  COMPLETE" in printed
+
+
+def test_sigterm_ends_the_wait_for_trials_elsewhere(data_dir: str, tmp_path: Path) -> None:
+    spec = sweep_file(tmp_path / "term.toml", data_dir, "trials = 1\nsampler = 'random'", "lr = [0.01]")
+    out = tmp_path / "sweep"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    elsewhere = optuna.create_study(study_name="term", storage=storage, direction="maximize")
+    elsewhere.ask().set_user_attr("worker", {"host": "another-machine", "pid": 1, "start": None, "sweep": 1})
+    log = tmp_path / "term.log"
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "train_mnist.py"), "sweep", str(spec), "--output-dir", str(out)],
+            stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **ENV},
+        )  # fmt: skip
+        try:
+            assert _wait_for(lambda: "waiting for trial(s) 0" in log.read_text() or None, proc), log.read_text()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 143, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert "SIGTERM received while waiting: no trial was running here" in text
+    assert "interrupted: run the same command again to carry on" in text
+    assert study_of(out, "term").trials[0].state == TrialState.RUNNING  # another machine's trial: left alone
 
 
 def test_median_pruner_stops_bad_trials_early(data_dir: str, tmp_path: Path) -> None:
