@@ -53,6 +53,7 @@ __all__ = [
     "normalize",
     "preview",
     "read_mnist",
+    "read_test_images",
 ]
 
 MNIST_MEAN = 0.1307
@@ -189,6 +190,13 @@ def read_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> M
     images, labels = (raw / name for name in _FILES[train])
     data = _read_idx(images, 16).view(-1, 28, 28)
     return MnistTensors(data, _read_idx(labels, 8).long())
+
+
+def read_test_images(root: str | os.PathLike, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` MNIST test images as uint8 (N, 28, 28) and their labels (to judge a trained model)."""
+    split = read_mnist(root, train=False)
+    n = len(split) if limit is None else min(limit, len(split))
+    return split.data[:n], split.targets[:n]
 
 
 def _first(dataset: Dataset, n: int | None) -> Dataset:

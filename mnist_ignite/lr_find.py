@@ -8,6 +8,7 @@ optimizer and trainer get back the state they had before the search (the finder 
 :func:`find_lr` builds the run exactly as training would (:func:`mnist_ignite.run.build_run`,
 without plugins): same model, SGD momentum, batch size, pipeline, augmentation, precision.
 :func:`lr_range_test` runs the search on any trainer built by that run-builder.
+torch and Ignite load inside the functions, so ``lr-find --help`` reads the defaults without them.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from ignite.engine import Engine
-from ignite.handlers import FastaiLRFinder
-from ignite.utils import manual_seed
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.config import Config
-from mnist_ignite.data import TensorTrainLoader
-from mnist_ignite.engine import select_device
+from mnist_ignite.files import save_json
 
-__all__ = ["LRFindError", "LRFindResult", "find_lr", "lr_range_test"]
+if TYPE_CHECKING:
+    import torch
+    from ignite.engine import Engine
+
+    from mnist_ignite.data import TensorTrainLoader
+
+__all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_range_test", "write_results"]
 
 # 200 iterations over five decades: on the seed Net (batch 64) fewer leave the loss barely moved
 # before the lr is already high, and the steepest point lands late (~0.13 with 100 iterations)
@@ -84,6 +86,8 @@ class _Epochs:
 
 def _loss(output: dict[str, torch.Tensor]) -> torch.Tensor:
     """The batch loss; a NaN/Inf one becomes +inf, which the finder takes for divergence (NaN never compares)."""
+    import torch
+
     loss = output["loss"].float()
     return loss if bool(torch.isfinite(loss)) else torch.tensor(math.inf)
 
@@ -119,6 +123,10 @@ def lr_range_test(
     Raises:
         LRFindError: the loss never fell before it diverged (``start_lr`` too high, or a broken model).
     """
+    from ignite.handlers import FastaiLRFinder
+
+    from mnist_ignite.data import TensorTrainLoader
+
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if trainer.state.iteration:
@@ -186,6 +194,9 @@ def find_lr(
     with the weights it had. No file is written. The global RNG state moves: seed again before
     training.
     """
+    from ignite.utils import manual_seed
+
+    from mnist_ignite.engine import select_device
     from mnist_ignite.run import _build_data, build_run
 
     device = select_device(config.device)
@@ -205,3 +216,40 @@ def find_lr(
         smooth_f=smooth_f,
         diverge_th=diverge_th,
     )
+
+
+def figure(result: LRFindResult, title: str) -> Any:
+    """Smoothed loss against lr on a log axis, the suggestion marked."""
+    from mnist_ignite.figures import new_figure
+
+    fig = new_figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(result.lrs, result.losses, color="tab:blue", label="training loss (smoothed)")
+    at = min(range(len(result.lrs)), key=lambda i: abs(math.log(result.lrs[i] / result.suggestion)))
+    ax.scatter([result.suggestion], [result.losses[at]], color="red", s=60, zorder=3)
+    label = f"suggested lr {result.suggestion:.3g}"
+    ax.axvline(result.suggestion, color="red", linestyle="--", linewidth=1, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def write_results(result: LRFindResult, config: Config, out: Path) -> list[Path]:
+    """``lr_find.json`` (the curve and the settings it was measured with) and ``lr_find.png``."""
+    from mnist_ignite.figures import save_figure
+
+    settings = {
+        k: getattr(config, k)
+        for k in ("model", "model_args", "batch_size", "momentum", "pipeline", "precision", "seed", "max_train_samples")
+    }
+    json_path = save_json(out / "lr_find.json", {**result.to_dict(), "settings": settings})
+    where, sep, attr = config.model.rpartition(":")
+    name = f"{Path(where).name}:{attr}" if sep else config.model  # no long paths in the title
+    title = f"lr range test: {name}, batch {config.batch_size}, momentum {config.momentum}"
+    png_path = save_figure(figure(result, title), out / "lr_find.png")
+    return [png_path, json_path]

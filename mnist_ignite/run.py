@@ -562,15 +562,15 @@ def _find_lr(config: Config, announce: bool) -> None:
     if config.resume and recorded.is_file():
         config.lr = float(json.loads(recorded.read_text())["lr"])
         return
-    from mnist_ignite.commands.lr_find import write_results
     from mnist_ignite.lr_find import find_lr
+    from mnist_ignite.lr_find import write_results as write_lr_find
 
     if announce:
         print("--lr auto: running the learning-rate finder first ...", flush=True)
     result = find_lr(config)
     config.lr = float(result.suggestion)
     if announce:
-        write_results(result, config, Path(config.output_dir))
+        write_lr_find(result, config, Path(config.output_dir))
         print(f"--lr auto: using lr {config.lr:.3g} (curve in {Path(config.output_dir) / 'lr_find.png'})", flush=True)
 
 

@@ -119,11 +119,19 @@ def test_smoke_accuracy_of_one_seed_epoch(data_dir: str, tmp_path: Path) -> None
 
 
 def test_help_and_usage_errors_never_import_torch_or_ignite() -> None:
-    """What keeps --help instant: the parser, the Config declarations and the default handlers' options load light."""
+    """What keeps --help instant: the parser, the Config declarations and the default handlers' options load light.
+
+    The same for every subcommand: its --help and its usage errors answer before torch is imported.
+    """
+    from mnist_ignite.commands import COMMANDS
+
+    helps = [[name, "--help"] for name in COMMANDS]
+    usage = [["evaluate"], ["predict", "m.pt"], ["export", "m.pt", "--format", "tflite"], ["compare"],
+             ["summary", "--modle", "seed"], ["lr-find", "--num-iter", "0"], ["sweep"], ["visdom", "--help"]]  # fmt: skip
     code = (
         "import sys\n"
         "from mnist_ignite.cli import main\n"
-        "for argv in (['--help'], ['--epocs', '2'], ['--no-handler', 'plot']):\n"
+        f"for argv in (['--help'], ['--epocs', '2'], ['--no-handler', 'plot'], *{helps + usage!r}):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"

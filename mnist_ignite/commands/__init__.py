@@ -2,7 +2,9 @@
 
 A command module defines ``main(argv: list[str]) -> int`` (its own argparse, its exit code) and a
 one-line ``HELP``. ``COMMANDS`` maps the name to the module path, imported only when that command
-runs, so ``mnist-ignite --help`` stays fast. A handler may also bring a command of its own (as
+runs, so ``mnist-ignite --help`` stays fast; a command module imports torch, Ignite and matplotlib
+only after its own arguments are parsed, so ``mnist-ignite NAME --help`` and usage errors are fast
+too (``tests/test_cli.py`` checks it). A handler may also bring a command of its own (as
 ``visdom`` does): ``mnist_ignite.cli`` looks there second.
 """
 

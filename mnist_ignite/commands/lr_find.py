@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mnist_ignite.commands.common import PROG, error
-from mnist_ignite.config import Config, ConfigError
-from mnist_ignite.data import DataError
-from mnist_ignite.files import OutputWriteError, prepare_output_dir, save_json
-from mnist_ignite.lr_find import END_LR, NUM_ITER, START_LR, LRFindError, LRFindResult, find_lr
+from mnist_ignite.config import ConfigError
+from mnist_ignite.lr_find import END_LR, NUM_ITER, START_LR
 
-__all__ = ["HELP", "figure", "main", "write_results"]
+__all__ = ["HELP", "main"]
 
 HELP = "learning-rate range test (FastaiLRFinder): lr_find.png, lr_find.json, the suggested lr"
 
@@ -66,49 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def figure(result: LRFindResult, title: str) -> Any:
-    """Smoothed loss against lr on a log axis, the suggestion marked."""
-    from mnist_ignite.figures import new_figure
-
-    fig = new_figure(figsize=(7, 4.5))
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(result.lrs, result.losses, color="tab:blue", label="training loss (smoothed)")
-    at = min(range(len(result.lrs)), key=lambda i: abs(math.log(result.lrs[i] / result.suggestion)))
-    ax.scatter([result.suggestion], [result.losses[at]], color="red", s=60, zorder=3)
-    label = f"suggested lr {result.suggestion:.3g}"
-    ax.axvline(result.suggestion, color="red", linestyle="--", linewidth=1, label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def write_results(result: LRFindResult, config: Config, out: Path) -> list[Path]:
-    """``lr_find.json`` (the curve and the settings it was measured with) and ``lr_find.png``."""
-    from mnist_ignite.figures import save_figure
-
-    settings = {
-        k: getattr(config, k)
-        for k in ("model", "model_args", "batch_size", "momentum", "pipeline", "precision", "seed", "max_train_samples")
-    }
-    json_path = save_json(out / "lr_find.json", {**result.to_dict(), "settings": settings})
-    where, sep, attr = config.model.rpartition(":")
-    name = f"{Path(where).name}:{attr}" if sep else config.model  # no long paths in the title
-    title = f"lr range test: {name}, batch {config.batch_size}, momentum {config.momentum}"
-    png_path = save_figure(figure(result, title), out / "lr_find.png")
-    return [png_path, json_path]
-
-
 def main(argv: list[str]) -> int:
     from mnist_ignite.cli import parse_config
-    from mnist_ignite.engine import select_device
-    from mnist_ignite.models import build_model, check_model
     from mnist_ignite.plugins import PluginLoadError
-    from mnist_ignite.run import validate
 
     try:
         mine, rest = _parser().parse_known_args(argv)
@@ -119,6 +77,13 @@ def main(argv: list[str]) -> int:
         return error(str(err), 2)
     if mine.start_lr >= mine.end_lr:
         return error(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})", 2)
+    from mnist_ignite.data import DataError
+    from mnist_ignite.engine import select_device
+    from mnist_ignite.files import OutputWriteError, prepare_output_dir
+    from mnist_ignite.lr_find import LRFindError, find_lr, write_results
+    from mnist_ignite.models import build_model, check_model
+    from mnist_ignite.run import validate
+
     try:
         validate(config)
         device = select_device(config.device)

@@ -2,9 +2,10 @@
 
 Each image is made into an MNIST image (:mod:`mnist_ignite.digits`), normalized as in training
 and classified by a trained model (a run folder or ``.pt`` file) or by an exported ``.onnx`` file
-through ONNX Runtime, so the ONNX file alone is enough to ship. Prints ``file digit probability``
-(the top ``--top`` digits), or JSON with ``--json``. An image that cannot be read or holds no ink
-gets one error line; the others are still classified, and the exit code is 1.
+through ONNX Runtime (:mod:`mnist_ignite.inference`). Prints ``file digit probability`` (the top
+``--top`` digits), or JSON with ``--json``. An image that cannot be read or holds no ink gets one
+error line; the others are still classified, and the exit code is 1. torch loads after the
+arguments are parsed, so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -12,79 +13,18 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.commands.common import error
-from mnist_ignite.data import normalize
-from mnist_ignite.digits import DigitImageError, find_images, load_digit
-from mnist_ignite.engine import select_device
-from mnist_ignite.files import CheckpointLoadError, OutputWriteError, atomic_write, prepare_output_dir
-from mnist_ignite.trained import load_trained
 
-__all__ = ["HELP", "MissingExtraError", "load_classifier", "main", "onnx_classifier", "predict"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["HELP", "main"]
 
 HELP = "classify digit images (PNG/JPEG, any size or polarity) with a trained model or an exported .onnx"
-Classifier = Callable[[torch.Tensor], torch.Tensor]  # normalized (B, 1, 28, 28) -> log-probabilities (B, 10)
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency is not installed; the message names the extra."""
-
-
-def onnx_classifier(path: str | os.PathLike) -> Classifier:
-    """An ONNX model run by ONNX Runtime on the CPU; outputs made log-probabilities like a checkpoint's."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingExtraError("running .onnx models needs onnxruntime: pip install 'mnist-ignite[export]'") from None
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointLoadError(f"model not found: {path}")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as err:  # ORT raises its own exception types for damaged files
-        reason = " ".join(str(err).split())[:300]
-        raise CheckpointLoadError(f"{path} is not a loadable ONNX model: {reason}") from None
-    (first,) = session.get_inputs()[:1]
-    fixed = first.shape[0] if isinstance(first.shape[0], int) else None
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().cpu().float().numpy()
-        chunks = [arr] if fixed is None else [arr[i : i + fixed] for i in range(0, len(arr), fixed)]
-        out = np.concatenate([session.run(None, {first.name: c})[0] for c in chunks])
-        return F.log_softmax(torch.from_numpy(out).float(), dim=1)
-
-    return run
-
-
-def load_classifier(path: str, device: torch.device) -> tuple[Classifier, str]:
-    """A classifier for ``path`` (``.onnx``, a model file or a run folder) and a description of it."""
-    if Path(path).suffix.lower() == ".onnx":
-        return onnx_classifier(path), f"{path} (ONNX Runtime)"
-    trained = load_trained(path, device)
-
-    @torch.no_grad()
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return trained.model(x.to(device)).float().cpu()
-
-    return run, trained.describe()
-
-
-def predict(classifier: Classifier, digits: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Log-probabilities (N, 10) of MNIST-format images ``digits`` (N, 28, 28) in [0, 1]."""
-    x = normalize(digits.unsqueeze(1))
-    return torch.cat([classifier(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def _unique_name(folder: Path, stem: str, used: set[str]) -> str:
@@ -97,6 +37,11 @@ def _unique_name(folder: Path, stem: str, used: set[str]) -> str:
 
 
 def _save_png(path: Path, digit: torch.Tensor) -> None:
+    import torch
+    from PIL import Image
+
+    from mnist_ignite.files import atomic_write
+
     pixels = (digit.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
@@ -118,6 +63,13 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not 1 <= args.top <= 10:
         return error(f"--top must be between 1 and 10, got {args.top}", 2)
+    import torch
+
+    from mnist_ignite.digits import DigitImageError, find_images, load_digit
+    from mnist_ignite.engine import select_device
+    from mnist_ignite.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
+    from mnist_ignite.inference import MissingExtraError, load_classifier, predict
+
     try:
         files = find_images(args.images)
         device = select_device(args.device)

@@ -3,7 +3,7 @@
 Builds the model exactly as a run would (same spec, same constructor keywords, same checks) and
 prints the layer table of :mod:`mnist_ignite.summary`: output shapes, parameters, FLOPs per image
 and the receptive field of each convolution and pooling layer, then whether the model returns
-log-probabilities or logits. Reads no data.
+log-probabilities or logits. Reads no data; torch loads after the arguments are parsed.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import argparse
 
 from mnist_ignite.commands.common import PROG, error
 from mnist_ignite.config import ConfigError
-from mnist_ignite.models import build_model, check_model, parse_model_arg
-from mnist_ignite.summary import describe, format_table
 
 __all__ = ["HELP", "main"]
 
@@ -45,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from mnist_ignite.models import build_model, check_model, parse_model_arg
+    from mnist_ignite.summary import describe, format_table
+
     try:
         model_args = dict(parse_model_arg(a) for a in args.model_arg)
         model = build_model(args.model, model_args)

@@ -11,7 +11,8 @@ import matplotlib.image
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_ignite.commands.compare import collect, compare_figure, differing_settings, label_entries, main
+from mnist_ignite.commands.compare import main
+from mnist_ignite.comparison import collect, compare_figure, differing_settings, label_entries
 
 from conftest import metrics, run_cli, small_args
 

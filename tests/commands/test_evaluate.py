@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_ignite.commands.evaluate import main, most_confused
+from mnist_ignite.commands.evaluate import main
 from mnist_ignite.data import load_mnist, normalize
+from mnist_ignite.evaluation import most_confused
 from mnist_ignite.trained import load_trained
 
 from conftest import run_cli

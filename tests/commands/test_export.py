@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mnist_ignite.commands.export import check_parity, export_model, load_exported, main
+from mnist_ignite.commands.export import main
+from mnist_ignite.exporting import check_parity, export_model, load_exported
 from mnist_ignite.trained import load_trained
 
 from conftest import run_cli
