@@ -126,8 +126,10 @@ def test_help_and_usage_errors_never_import_torch_or_ignite() -> None:
     from mnist_ignite.commands import COMMANDS
 
     helps = [[name, "--help"] for name in COMMANDS]
-    usage = [["evaluate"], ["predict", "m.pt"], ["export", "m.pt", "--format", "tflite"], ["compare"],
-             ["summary", "--modle", "seed"], ["lr-find", "--num-iter", "0"], ["sweep"], ["visdom", "--help"]]  # fmt: skip
+    usage = [
+        ["evaluate"], ["predict", "m.pt"], ["export", "m.pt", "--format", "tflite"], ["compare"],
+        ["summary", "--modle", "seed"], ["lr-find", "--num-iter", "0"], ["sweep"], ["visdom", "--help"],
+    ]  # fmt: skip
     code = (
         "import sys\n"
         "from mnist_ignite.cli import main\n"
