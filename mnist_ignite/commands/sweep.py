@@ -8,7 +8,7 @@ Running the same command again continues the study (trials whose worker was kill
 FAIL and replaced). The sweep folder gets ``trial-NNNN/`` run folders, ``sweep_results.csv``,
 ``plots/*.png`` (Optuna's optimization history, parameter importances, parallel coordinates) and
 the Optuna journal; the best trial is printed with the command line that reproduces it.
-See :mod:`mnist_ignite.sweep` for the file's format and the crash-safety rules.
+See :mod:`mnist_ignite.sweep_file` for the file's format and :mod:`mnist_ignite.sweep` for the crash-safety rules.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def main(argv: list[str]) -> int:
     from mnist_ignite.config import ConfigError
     from mnist_ignite.data import DataError
     from mnist_ignite.files import OutputWriteError
-    from mnist_ignite.sweep import StorageError, load_spec, run_sweep
+    from mnist_ignite.sweep import StorageError, run_sweep
+    from mnist_ignite.sweep_file import load_spec
 
     overrides = {
         "trials": args.trials,
