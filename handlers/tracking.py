@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from mnist_ignite.config import flat_settings as config_flat_settings
 from mnist_ignite.plugins import Plugin
 
 __all__ = ["EPOCH_SCALARS", "TrackerPlugin", "flat_settings"]
@@ -31,24 +32,9 @@ EPOCH_SCALARS = {
 
 
 def flat_settings(config: Any) -> dict[str, str | int | float | bool]:
-    """The run's settings as flat scalars (handler options beside the core ones; lists joined, None as text)."""
-    values = {k: v for k, v in config.to_dict().items() if k != "options"} | dict(config.options)
-    flat: dict[str, str | int | float | bool] = {}
-
-    def put(key: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                put(f"{key}.{k}", v)
-        elif isinstance(value, (list, tuple)):
-            flat[key] = ",".join(map(str, value))
-        elif isinstance(value, (str, int, float, bool)):
-            flat[key] = value
-        else:
-            flat[key] = str(value)
-
-    for key, value in values.items():
-        put(key, value)
-    return flat
+    """The run's settings as flat scalars (:func:`mnist_ignite.config.flat_settings`; None and the rest as text)."""
+    flat = config_flat_settings(config.to_dict())
+    return {k: v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in flat.items()}
 
 
 class TrackerPlugin(Plugin):

@@ -23,6 +23,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
+from mnist_ignite.config import Config, flat_settings
 from mnist_ignite.figures import new_figure
 
 __all__ = [
@@ -68,21 +69,8 @@ class Entry:
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
-    """config.json as one flat mapping: handler options beside core settings, lists as text."""
-    values = {k: v for k, v in config.items() if k != "options"} | dict(config.get("options") or {})
-    flat: dict[str, Any] = {}
-
-    def put(key: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                put(f"{key}.{k}", v)
-        else:
-            flat[key] = ",".join(map(str, value)) if isinstance(value, list) else value
-
-    for key, value in values.items():
-        if key not in IGNORED_SETTINGS:
-            put(key, value)
-    return flat
+    """config.json as one flat mapping, without the settings that do not change what a run trains."""
+    return {k: v for k, v in flat_settings(config).items() if k not in IGNORED_SETTINGS}
 
 
 def _is_run(path: Path) -> bool:
@@ -110,8 +98,6 @@ def load_run(path: Path, name: str) -> tuple[Run | None, str]:
 
 @functools.cache
 def _defaults() -> dict[str, Any]:
-    from mnist_ignite.config import Config
-
     return _flat(Config().to_dict())
 
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ __all__ = [
     "check_settings",
     "check_value",
     "default_data_dir",
+    "flat_settings",
     "read_toml",
     "settings",
     "value_type",
@@ -289,6 +290,30 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def flat_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's settings (``Config.to_dict()`` or its config.json) as one flat mapping.
+
+    Handler options sit beside the core settings, nested tables become dotted keys
+    (``model_args.width``) and lists are joined with commas: what a table of runs or a tracker's
+    parameter list can show.
+    """
+    merged = {k: v for k, v in values.items() if k != "options"} | dict(values.get("options") or {})
+    flat: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                put(f"{key}.{k}", v)
+        elif isinstance(value, (list, tuple)):
+            flat[key] = ",".join(map(str, value))
+        else:
+            flat[key] = value
+
+    for key, value in merged.items():
+        put(key, value)
+    return flat
 
 
 def settings() -> list[tuple[dataclasses.Field, Setting]]:

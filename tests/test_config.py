@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main, parse_config
-from mnist_ignite.config import DEFAULT_HANDLERS, ConfigError, read_toml, settings
+from mnist_ignite.config import DEFAULT_HANDLERS, Config, ConfigError, flat_settings, read_toml, settings
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -102,3 +102,12 @@ def test_a_model_table_holds_the_spec_and_its_arguments(tmp_path: Path) -> None:
 def test_lr_auto_is_accepted_by_flag_and_toml(tmp_path: Path) -> None:
     assert parse_config(["--lr", "auto"]).lr == "auto"
     assert parse_config(["--config", write(tmp_path, 'lr = "auto"\n')]).lr == "auto"
+
+
+def test_flat_settings_put_handler_options_beside_core_settings() -> None:
+    config = Config(epochs=3, handlers=["visdom"], model_args={"width": 8, "act": {"kind": "relu"}})
+    config.options["visdom_env"] = "mine"
+    flat = flat_settings(config.to_dict())
+    assert flat["epochs"] == 3 and flat["visdom_env"] == "mine" and "options" not in flat
+    assert flat["handlers"] == "visdom" and flat["model_args.width"] == 8 and flat["model_args.act.kind"] == "relu"
+    assert flat["max_train_samples"] is None  # kept as it is: each reader decides how to show it
