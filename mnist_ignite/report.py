@@ -92,8 +92,14 @@ def _args(args: dict[str, Any]) -> str:
     return "".join(f"{k}={v!r} " for k, v in args.items())
 
 
-def summarize(ctx: RunContext, startup_seconds: float | None, total_seconds: float) -> dict[str, Any]:
-    """The run's outcome, written to OUTPUT/results.json."""
+def summarize(
+    ctx: RunContext, startup_seconds: float | None, total_seconds: float, resumed_at: int = 0
+) -> dict[str, Any]:
+    """The run's outcome, written to OUTPUT/results.json.
+
+    Accuracy, epochs, training and evaluation seconds are the whole run's; a run resumed after
+    epoch ``resumed_at`` spent ``total_seconds`` and ``startup_seconds`` in this process only.
+    """
     rows = ctx.history.rows
     scaler = getattr(ctx.trainer, "grad_scaler", None)
     best = max(rows, key=lambda r: r["test_acc"]) if rows else None
@@ -107,6 +113,7 @@ def summarize(ctx: RunContext, startup_seconds: float | None, total_seconds: flo
         "eval_seconds": round(sum(r["eval_seconds"] for r in rows), 3),
         "startup_seconds": None if startup_seconds is None else round(startup_seconds, 3),
         "total_seconds": round(total_seconds, 3),
+        "resumed_at_epoch": resumed_at or None,  # this process trained the epochs after it
         # fp16 loss scaling: updates skipped because a gradient overflowed (None without fp16)
         "skipped_steps": None if scaler is None else scaler.skipped_steps,
         "target_acc": ctx.config.target_acc,
@@ -137,11 +144,17 @@ def footer(ctx: RunContext, results: dict[str, Any]) -> str:
         else:
             lines.append(f"  target {results['target_acc']:g}% not reached in {results['epochs']} epochs")
     startup = results["startup_seconds"]
-    lines.append(
-        f"  time: {results['total_seconds']:.1f} s in all"
-        + (f", {startup:.1f} s start-up" if startup is not None else "")
-        + f", {results['train_seconds']:.1f} s training, {results['eval_seconds']:.1f} s evaluation"
-    )
+    line = f"  time: {results['total_seconds']:.1f} s in all"
+    line += f", {startup:.1f} s start-up" if startup is not None else ""
+    spent = f"{results['train_seconds']:.1f} s training, {results['eval_seconds']:.1f} s evaluation"
+    resumed, done = results.get("resumed_at_epoch"), results["epochs"]
+    if resumed:  # this process's time, then the whole run's (its first epochs ran before the resume)
+        these = f"epoch {done}" if done == resumed + 1 else f"epochs {resumed + 1}-{done}"
+        line += f" for {these} (resumed after epoch {resumed})" if done > resumed else " (nothing left to train)"
+        line += f"; {spent} over all {done} epochs"
+    else:
+        line += f", {spent}"
+    lines.append(line)
     if results.get("skipped_steps"):
         lines.append(f"  fp16 loss scaling skipped {results['skipped_steps']} step(s) whose gradients overflowed")
     names = ("final_model.pt", "metrics.json", "results.json", "plots", "checkpoints", "visdom.log")

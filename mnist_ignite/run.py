@@ -468,6 +468,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     clock = StartupClock(out.get("clock_base", 0.0) if world == 1 else 0.0)
     clock.attach(trainer)
     data = _ResumableData(train_data, trainer) if isinstance(train_data, TensorTrainLoader) else train_data
+    resumed_at = trainer.state.epoch  # epochs the checkpoint already held (0 for a new run)
     try:
         if trainer.state.epoch >= config.epochs and trainer.state.iteration > 0:
             if is_main:
@@ -495,7 +496,7 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
         raise StopTraining("the model's weights are NaN/Inf: final_model.pt not written; lower --lr")
     if is_main:
         save_torch(output_dir / "final_model.pt", ctx.model.state_dict())
-        results = summarize(ctx, clock.seconds, clock.elapsed())
+        results = summarize(ctx, clock.seconds, clock.elapsed(), resumed_at)
         write_results(ctx, results)
         print(footer(ctx, results), flush=True)
     out["history"] = ctx.history.rows

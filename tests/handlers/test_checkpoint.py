@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -35,12 +36,25 @@ def straight(data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(straight: Path, data_dir: str, tmp_path: Path) -> None:
+def test_resume_at_an_epoch_boundary_equals_an_uninterrupted_run(
+    straight: Path, data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "resumed"
     assert main(small_args(data_dir, out, "--epochs", "2", "--seed", "7", train=320)) == 0
+    capsys.readouterr()
     assert main(small_args(data_dir, out, "--epochs", "4", "--seed", "7", "--resume", "auto", train=320)) == 0
     same_rows(straight, out)
     same_weights(straight, out)
+    # the footer tells this process's time from the whole run's
+    results = json.loads((out / "results.json").read_text())
+    assert results["resumed_at_epoch"] == 2 and results["epochs"] == 4
+    assert results["train_seconds"] == pytest.approx(sum(r["train_seconds"] for r in metrics(out)), abs=0.01)
+    time_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("  time: "))
+    assert "for epochs 3-4 (resumed after epoch 2); " in time_line and time_line.endswith("over all 4 epochs")
+    # nothing left to do: said so, and the run's numbers are unchanged
+    assert main(small_args(data_dir, out, "--epochs", "4", "--seed", "7", "--resume", "auto", train=320)) == 0
+    assert "(nothing left to train)" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["best_test_acc"] == results["best_test_acc"]
 
 
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(straight: Path, data_dir: str, tmp_path: Path) -> None:
