@@ -18,9 +18,10 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from mnist_ignite.commands import COMMANDS, load_command
+from mnist_ignite.commands.common import HelpFormatter, Parser
 from mnist_ignite.config import (
     DEFAULT_HANDLERS,
     Config,
@@ -42,32 +43,6 @@ SWITCHES = {
     "no_plots": ("plots", False),
     "no_progress": ("progress", False),
 }
-
-
-class _Parser(argparse.ArgumentParser):
-    """Short errors with a "did you mean", instead of the whole usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments:"):
-            unknown = [a.split("=")[0] for a in message.split(":", 1)[1].split() if a.startswith("-")]
-            flags = [s for a in self._actions for s in a.option_strings]
-            hints = []
-            for arg in unknown:
-                close = difflib.get_close_matches(arg, flags, n=1, cutoff=0.6)
-                hints.append(f"unknown option {arg}" + (f" (did you mean {close[0]}?)" if close else ""))
-            if hints:
-                message = "; ".join(hints)
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows a default only where it says something (not for switches or empty values)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        default = action.default
-        if default is None or isinstance(default, bool) or default in ("", []) or default is argparse.SUPPRESS:
-            return action.help or ""
-        return super()._get_help_string(action) or ""
 
 
 def _flag_type(
@@ -138,14 +113,14 @@ def _commands_epilog() -> str:
 
 def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.ArgumentParser:
     """The full parser: core options (from ``Config``), handler selection, each enabled handler's options."""
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Train the ERA Session 5 MNIST CNN on PyTorch Ignite engines, with plugins. "
         "Defaults are the seed's recipe: SGD lr 0.01 momentum 0.9, StepLR(15, 0.1), batch 64, 20 epochs.",
         epilog=_commands_epilog()
         + "Outputs in OUTPUT: config.json, metrics.json/.csv, checkpoints/, plots/, final_model.pt.\n"
         "Exit codes: 0 done, 1 run failed, 2 bad usage, 130/143 interrupted (resumable).",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     groups: dict[str, Any] = {}
     defaults = Config()

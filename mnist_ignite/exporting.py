@@ -9,6 +9,7 @@ PyTorch model. torch loads inside the functions: ``FORMATS`` serves ``export --h
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,18 +22,50 @@ if TYPE_CHECKING:
     from mnist_ignite.inference import Classifier
     from mnist_ignite.trained import LogProbs
 
-__all__ = ["FORMATS", "Parity", "check_parity", "export_model", "load_exported"]
+__all__ = ["FORMATS", "ExportError", "Parity", "check_parity", "export_model", "load_exported", "onnx_opsets"]
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported-program": ".pt2"}
 
 
+class ExportError(RuntimeError):
+    """The exporter could not write what was asked (e.g. an opset it cannot convert to): nothing is written."""
+
+
+# loggers the ONNX exporters print to; a failed opset conversion logs a traceback there and goes on
+_EXPORT_LOGGERS = ("onnxscript", "torch.onnx", "onnx_ir")
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Hide torch's notices that the legacy exporters are deprecated: the user chose them."""
+    """Hide torch's notices that the legacy exporters are deprecated (the user chose them) and the
+    exporters' log lines: what went wrong is checked afterwards and said in one line."""
+    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
+    levels = [log.level for log in loggers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # only torch's export and load calls run in here
         warnings.simplefilter("ignore", DeprecationWarning)
-        yield
+        for log in loggers:
+            log.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for log, level in zip(loggers, levels, strict=True):
+                log.setLevel(level)
+
+
+def onnx_opsets() -> range:
+    """The ONNX opsets the installed onnx package knows (an ``--opset`` outside them is a usage error)."""
+    _require("onnx")
+    import onnx
+
+    return range(7, onnx.defs.onnx_opset_version() + 1)
+
+
+def _written_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _require(*modules: str) -> None:
@@ -63,6 +96,8 @@ def export_model(model: LogProbs, fmt: str, path: Path, *, opset: int | None = N
             else:
                 axes = {"images": {0: "batch"}, "log_probs": {0: "batch"}}
                 torch.onnx.export(model, (example,), path, dynamo=False, dynamic_axes=axes, **names)
+            if opset is not None and (written := _written_opset(path)) != opset:
+                raise ExportError(f"the exporter could not convert this model to opset {opset} (it wrote {written})")
         elif fmt == "torchscript":
             torch.jit.save(torch.jit.trace(model, example), path)
         elif fmt == "exported-program":

@@ -40,6 +40,9 @@ _MODE = _file_mode()  # what open() would give: mkstemp's 0600 would hide output
 class OutputWriteError(OSError):
     """Writing an output failed (disk full, read-only, ...); the previous file is untouched."""
 
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno N]" prefix
+        return self.strerror or super().__str__()
+
 
 class CheckpointLoadError(RuntimeError):
     """A checkpoint or model file is missing, damaged, or not loadable without unpickling code."""
@@ -74,6 +77,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 def prepare_output_dir(path: str | os.PathLike) -> Path:
     """Create the run folder and prove it is writable, before any training starts."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputWriteError(errno.ENOTDIR, f"cannot use {path} as the output folder: it is a file")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from mnist_ignite.commands.common import error
+from mnist_ignite.commands.common import command_parser, error
 
 __all__ = ["HELP", "build_parser", "main"]
 
@@ -20,9 +20,9 @@ HELP = "overlay runs' curves and tabulate their results (run folders, --repeat p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mnist-ignite compare",
-        description="Overlay runs' test accuracy and losses per epoch and tabulate their results. "
+    parser = command_parser(
+        "compare",
+        "Overlay runs' test accuracy and losses per epoch and tabulate their results. "
         "A folder of runs that differ only in the seed (--repeat) is shown as mean ± std; "
         "the runs of any other folder (a sweep) each on their own.",
     )

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.commands.common import add_data_args, error
+from mnist_ignite.commands.common import add_data_args, command_parser, error
 
 __all__ = ["HELP", "main", "print_report"]
 
@@ -39,7 +39,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-ignite evaluate", description=HELP)
+    parser = command_parser("evaluate", HELP)
     parser.add_argument(
         "model", metavar="RUN_DIR|CHECKPOINT", help="a run folder, final_model.pt, best_model_*.pt or a checkpoint"
     )

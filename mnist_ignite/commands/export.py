@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mnist_ignite.commands.common import error
+from mnist_ignite.commands.common import command_parser, error
 from mnist_ignite.config import default_data_dir
 from mnist_ignite.exporting import FORMATS
 
@@ -24,7 +24,7 @@ HELP = "export a trained model to ONNX, TorchScript or a torch.export ExportedPr
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-ignite export", description=HELP)
+    parser = command_parser("export", HELP)
     parser.add_argument("model", metavar="RUN_DIR|CHECKPOINT", help="a run folder, a .pt model or checkpoint")
     parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="what to export to")
     parser.add_argument("--output", help="file to write (default: beside the model file, e.g. final_model.onnx)")
@@ -41,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _replaces_a_model(out: Path, source: Path) -> bool:
+    """Whether writing ``out`` would destroy the model being exported or another ``.pt`` model or checkpoint
+    (an earlier TorchScript export, ``*.torchscript.pt``, may be replaced)."""
+    if not out.exists():
+        return False
+    same = out.resolve() == source.resolve()
+    return same or (out.suffix == ".pt" and not out.name.endswith(FORMATS["torchscript"]))
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.check_samples < 1 or not args.tolerance >= 0:
@@ -48,14 +57,18 @@ def main(argv: list[str]) -> int:
     if args.format != "onnx" and (args.opset is not None or not args.dynamo):
         return error("--opset and --no-dynamo apply to --format onnx only", 2)
     from mnist_ignite.data import DataError, normalize, read_test_images
-    from mnist_ignite.exporting import check_parity, export_model, load_exported
+    from mnist_ignite.exporting import ExportError, check_parity, export_model, load_exported, onnx_opsets
     from mnist_ignite.files import CheckpointLoadError, OutputWriteError, atomic_write, prepare_output_dir
     from mnist_ignite.inference import MissingExtraError
     from mnist_ignite.trained import load_trained
 
     try:
+        if args.opset is not None and args.opset not in (known := onnx_opsets()):
+            return error(f"--opset must be between {known.start} and {known.stop - 1}, got {args.opset}", 2)
         trained = load_trained(args.model, "cpu")
         out = Path(args.output) if args.output else trained.source.with_suffix(FORMATS[args.format])
+        if _replaces_a_model(out, trained.source):
+            return error(f"--output {out} would replace a PyTorch model or checkpoint: choose another file", 2)
         prepare_output_dir(out.parent)
         images, _ = read_test_images(args.data_dir, args.check_samples)
         x = normalize(images.unsqueeze(1).float() / 255.0)
@@ -65,6 +78,8 @@ def main(argv: list[str]) -> int:
                 export_model(trained.model, args.format, staged, opset=args.opset, dynamo=args.dynamo)
             except MissingExtraError:
                 raise
+            except ExportError as err:
+                return error(f"export of {trained.source} to {args.format} failed: {err}; nothing written")
             except Exception as err:  # exporters fail in many ways on user models; one line names it
                 detail = " ".join(str(err).split())[:400]
                 return error(f"export of {trained.source} to {args.format} failed: {type(err).__name__}: {detail}")

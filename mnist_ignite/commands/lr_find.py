@@ -15,9 +15,9 @@ import math
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from mnist_ignite.commands.common import PROG, error
+from mnist_ignite.commands.common import PROG, DefaultsHelpFormatter, Parser, error
 from mnist_ignite.config import ConfigError
 from mnist_ignite.lr_find import END_LR, NUM_ITER, START_LR
 
@@ -40,18 +40,11 @@ def _positive(kind: type) -> Any:
     return parse
 
 
-class _Parser(argparse.ArgumentParser):
-    """A usage error in one line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=f"{PROG} lr-find",
         allow_abbrev=False,  # anything not ours goes on to the training options
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description=HELP,
         epilog=f"Every training option works too (model, data, batch size, pipeline, precision, seed, "
         f"--output-dir ...): see '{PROG} --help'.",

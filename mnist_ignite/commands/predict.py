@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.commands.common import error
+from mnist_ignite.commands.common import command_parser, error
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +49,7 @@ def _save_png(path: Path, digit: torch.Tensor) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-ignite predict", description=HELP)
+    parser = command_parser("predict", HELP)
     parser.add_argument("model", metavar="MODEL", help="a run folder, a .pt model/checkpoint, or an exported .onnx")
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or folders of images")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most probable digits")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_ignite.commands.common import PROG, error
+from mnist_ignite.commands.common import command_parser, error
 from mnist_ignite.config import ConfigError
 
 __all__ = ["HELP", "main"]
@@ -24,7 +24,7 @@ _OUTPUTS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} summary", description=HELP)
+    parser = command_parser("summary", HELP)
     parser.add_argument(
         "--model",
         default="seed",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_ignite.commands.common import PROG, error
+from mnist_ignite.commands.common import command_parser, error
 
 __all__ = ["HELP", "build_parser", "main"]
 
@@ -23,9 +23,9 @@ HELP = "search hyperparameters with Optuna (TOML search space, pruning, several 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} sweep",
-        description="Search hyperparameters with Optuna. SWEEP.toml holds [sweep] (how to search), [run] "
+    parser = command_parser(
+        "sweep",
+        "Search hyperparameters with Optuna. SWEEP.toml holds [sweep] (how to search), [run] "
         "(every trial's fixed settings, as in a run's --config file) and [params] (the search space); see "
         "examples/sweep.toml. The flags below override [sweep].",
         epilog="Exit codes: 0 the sweep has its trials (or --timeout passed), 1 trials are missing (run the same "

@@ -90,17 +90,27 @@ def test_bad_input(trained_run: Path, data_dir: str, tmp_path: Path, run_main) -
     notes.write_text("hello")
     blocker = tmp_path / "file"
     blocker.write_text("x")
+    checkpoint = min((trained_run / "checkpoints").glob("*.pt"))
     cases = [
         ([str(notes)], 1, "is damaged or not a PyTorch file"),
         ([str(trained_run), "--output", str(blocker / "m.onnx")], 1, "cannot use"),
         ([str(trained_run), "--format", "torchscript", "--opset", "17"], 2, "apply to --format onnx only"),
         ([str(trained_run), "--format", "tflite"], 2, "invalid choice"),
-    ]
+        ([str(trained_run), "--opset", "99"], 2, "--opset must be between 7 and"),
+        # the dynamo exporter cannot go down to opset 9: it used to log a traceback and write opset 18
+        ([str(trained_run), "--opset", "9", "--output", str(tmp_path / "m.onnx")], 1,
+         "could not convert this model to opset 9 (it wrote 18); nothing written"),
+        # the model itself, or another checkpoint, is never replaced by an export
+        ([str(trained_run), "--output", str(trained_run / "final_model.pt")], 2, "would replace a PyTorch model"),
+        ([str(trained_run), "--format", "torchscript", "--output", str(checkpoint)], 2, "would replace"),
+    ]  # fmt: skip
+    model_bytes = (trained_run / "final_model.pt").read_bytes()
     for args, code, message in cases:
-        returned, out, err = run_main(main, *args, "--data-dir", data_dir)
+        returned, out, err = run_main(main, *args, "--data-dir", data_dir, "--check-samples", "50")
         assert returned == code, (args, err)
-        assert message in err and out == "", err
+        assert message in err and out == "" and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "notes.pt"]
+    assert (trained_run / "final_model.pt").read_bytes() == model_bytes
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "exported-program"])
