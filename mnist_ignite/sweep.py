@@ -45,7 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_ignite.cli import PROG
 from mnist_ignite.config import ConfigError
-from mnist_ignite.files import atomic_write
+from mnist_ignite.files import atomic_write, prepare_output_dir
 from mnist_ignite.plugins import PluginLoadError, RunContext, RunEvents, StopTraining
 from mnist_ignite.sweep_file import SweepSpec, enabled_options, param_args, parse_trial
 
@@ -597,7 +597,7 @@ def _claim_folder(spec: SweepSpec) -> Path:
             raise ConfigError(
                 f"{folder} holds sweep {recorded['name']!r}, not {spec.name!r}: choose another --output-dir"
             )
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(folder)  # one line (exit 1) for a folder that cannot be made or written
     text = json.dumps({"name": spec.name, "storage": storage_label(spec), "sweep_file": spec.path}, indent=2)
     atomic_write(meta, lambda f: f.write(text.encode()))
     return folder

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.cli import PROG, SWITCHES, parse_config
-from mnist_ignite.config import Config, ConfigError, check_value, settings
+from mnist_ignite.config import MAX_WORKERS, Config, ConfigError, check_value, settings
 from mnist_ignite.plugins import PluginLoadError, load_plugin_class
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ SWEEP_KEYS: dict[str, tuple[type, Callable[[Any], bool] | None, str, tuple[str, 
     "pruner_startup_trials": (int, _non_negative, "must be >= 0", None),
     "pruner_warmup_epochs": (int, _non_negative, "must be >= 0", None),
     "seed": (int, lambda v: 0 <= v < 2**32, "must be between 0 and 2**32 - 1", None),
-    "workers": (int, _positive, "must be > 0", None),
+    "workers": (int, lambda v: 0 < v <= MAX_WORKERS, f"must be between 1 and {MAX_WORKERS} (4 x the CPU count)", None),
     "timeout": (float, _positive, "must be > 0 (seconds)", None),
     "storage": (str, lambda v: "://" in v, "must be a database URL (e.g. postgresql://user@host/db)", None),
     "max_failures": (int, _positive, "must be > 0", None),
@@ -403,7 +403,9 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"sweep file not found: {path}") from None
-    except (IsADirectoryError, UnicodeDecodeError):
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a sweep file") from None
+    except UnicodeDecodeError:
         raise ConfigError(f"{path} is not a UTF-8 TOML file") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"sweep file {path} is not valid TOML: {err}") from None
