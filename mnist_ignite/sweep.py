@@ -33,6 +33,7 @@ import sys
 import time
 import traceback
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -195,11 +196,21 @@ class StorageError(RuntimeError):
     """The study's storage cannot be reached (the sweep failed: exit 1)."""
 
 
-def worker_seed(seed: int | None, existing: int, worker: int) -> int | None:
+def worker_seed(seed: int | None, existing: int, worker: int, machine: str = "") -> int | None:
     """Each worker's sampler seed, from the sweep's seed, the trials the study held when this run
-    started, and the worker's index: equal seeds would draw equal trials, in parallel or on a rerun.
+    started, the worker's index and ``machine``: equal seeds would draw equal trials, in parallel,
+    on a rerun, or on two machines that start on one database at the same moment.
     """
-    return None if seed is None else (seed * 1_000_003 + existing * 7919 + worker) % 2**32
+    if seed is None:
+        return None
+    return (seed * 1_000_003 + existing * 7919 + worker + zlib.crc32(machine.encode()) * 31) % 2**32
+
+
+def machine_name(spec: SweepSpec) -> str:
+    """What tells this sweep command from one on another machine: nothing for the sweep folder's own
+    journal (a seeded sweep then repeats exactly), host and PID for a shared database (whose trials
+    interleave by timing anyway)."""
+    return "" if spec.storage is None else f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _sampler(spec: SweepSpec, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -638,7 +649,7 @@ def run_sweep(spec: SweepSpec) -> int:
         threads = _threads(spec.workers)
         existing = sum(counts.values())
         jobs = [
-            WorkerJob(spec, i, worker_seed(spec.seed, existing, i), threads, deadline, limit)
+            WorkerJob(spec, i, worker_seed(spec.seed, existing, i, machine_name(spec)), threads, deadline, limit)
             for i in range(spec.workers)
         ]
         code = _run_guarded(jobs[0]) if spec.workers == 1 else _run_processes(jobs, study)

@@ -35,6 +35,8 @@ def test_worker_seeds_differ_between_workers_and_reruns() -> None:
     seeds = {worker_seed(7, existing, worker) for existing in (0, 4, 9) for worker in range(4)}
     assert len(seeds) == 12 and worker_seed(None, 3, 1) is None
     assert worker_seed(7, 0, 1) == worker_seed(7, 0, 1)  # reproducible
+    # two machines starting on one database at once: same seed, same trial count, same worker index
+    assert worker_seed(7, 0, 0, "host-a:100") != worker_seed(7, 0, 0, "host-b:100") != worker_seed(7, 0, 0)
 
 
 def _exit() -> None:

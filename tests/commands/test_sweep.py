@@ -446,6 +446,8 @@ def test_two_machines_share_one_study_in_postgresql(data_dir: str, tmp_path: Pat
     folders = {t.number: Path(t.user_attrs["run_dir"]) for t in study.trials}
     assert all((folder / "results.json").exists() for folder in folders.values())
     assert {folder.parent.name for folder in folders.values()} <= {"machine-0", "machine-1"}
+    # one seed, both started at once: each machine still draws its own values (they used to repeat each other)
+    assert len({t.params["lr"] for t in study.trials}) == len(study.trials)
     for i in range(2):  # each machine's results list the whole study
         rows = list(csv.DictReader((tmp_path / f"machine-{i}" / "sweep_results.csv").open()))
         assert len(rows) == len(study.trials)
