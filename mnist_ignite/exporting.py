@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,16 @@ if TYPE_CHECKING:
     from mnist_ignite.inference import Classifier
     from mnist_ignite.trained import LogProbs
 
-__all__ = ["FORMATS", "ExportError", "Parity", "check_parity", "export_model", "load_exported", "onnx_opsets"]
+__all__ = [
+    "FORMATS",
+    "ExportError",
+    "Parity",
+    "check_parity",
+    "export_format",
+    "export_model",
+    "load_exported",
+    "onnx_opsets",
+]
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported-program": ".pt2"}
 
@@ -51,6 +62,26 @@ def _quiet() -> Iterator[None]:
         finally:
             for log, level in zip(loggers, levels, strict=True):
                 log.setLevel(level)
+
+
+def export_format(path: str | os.PathLike) -> str | None:
+    """Which of ``FORMATS`` the file at ``path`` is (by its contents; ONNX by its name), or None.
+
+    Loading a TorchScript or ExportedProgram archive as a checkpoint fails with a confusing
+    message: the callers tell these files apart first.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if any("/code/" in name for name in names):
+            return "torchscript"
+        if any(name.endswith("/archive_format") for name in names):
+            return "exported-program"
+    return None
 
 
 def onnx_opsets() -> range:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_ignite.data import normalize
+from mnist_ignite.exporting import export_format, load_exported
 from mnist_ignite.files import CheckpointLoadError
 from mnist_ignite.trained import load_trained
 
@@ -57,9 +58,12 @@ def onnx_classifier(path: str | os.PathLike) -> Classifier:
 
 
 def load_classifier(path: str, device: torch.device) -> tuple[Classifier, str]:
-    """A classifier for ``path`` (``.onnx``, a model file or a run folder) and a description of it."""
-    if Path(path).suffix.lower() == ".onnx":
+    """A classifier for ``path`` (a run folder, a model file, or an ONNX/TorchScript/.pt2 export), described."""
+    fmt = export_format(path)
+    if fmt == "onnx":
         return onnx_classifier(path), f"{path} (ONNX Runtime)"
+    if fmt is not None:  # TorchScript or ExportedProgram, as mnist-ignite export wrote it: on the CPU
+        return load_exported(fmt, Path(path)), f"{path} ({fmt})"
     trained = load_trained(path, device)
 
     @torch.no_grad()

@@ -35,6 +35,7 @@ __all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_range_test", 
 # 200 iterations over five decades: on the seed Net (batch 64) fewer leave the loss barely moved
 # before the lr is already high, and the steepest point lands late (~0.13 with 100 iterations)
 START_LR, END_LR, NUM_ITER = 1e-5, 1.0, 200
+MIN_ITER = 3
 SMOOTH_F = 0.05  # Ignite's default: new smoothed loss = 0.05 * loss + 0.95 * previous
 DIVERGE_TH = 5.0  # stop once the smoothed loss is 5x its best so far
 
@@ -129,6 +130,8 @@ def lr_range_test(
 
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    if num_iter < MIN_ITER:
+        raise ValueError(f"need num_iter >= {MIN_ITER} (the suggestion is a slope between points), got {num_iter}")
     if trainer.state.iteration:
         raise ValueError("the range test needs a trainer that has not run yet (build a fresh run)")
     finder = FastaiLRFinder()
@@ -138,14 +141,15 @@ def lr_range_test(
         to_save["grad_scaler"] = scaler
     if isinstance(data, TensorTrainLoader):
         data = _Epochs(data, trainer)
-    epochs = math.ceil((num_iter + 1) / len(data))
+    epochs = math.ceil(num_iter / len(data))
+    steps = num_iter - 1  # Ignite runs steps + 1 iterations, at lrs start_lr ... end_lr
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Run completed without loss diverging")
         with finder.attach(
             trainer,
             to_save=to_save,
             output_transform=_loss,
-            num_iter=num_iter,
+            num_iter=steps,
             start_lr=float(start_lr),
             end_lr=float(end_lr),
             smooth_f=smooth_f,
@@ -154,13 +158,16 @@ def lr_range_test(
             searching.run(data, max_epochs=epochs)
     history = finder.get_results()
     try:
-        suggestion = float(finder.lr_suggestion())
+        at = history["lr"].index(finder.lr_suggestion())
     except RuntimeError:
         raise LRFindError(
             f"the loss did not fall between lr {start_lr:g} and the point it diverged "
             f"(after {len(history['loss'])} iterations): lower the start lr"
         ) from None
-    pairs = [(float(lr), float(loss)) for lr, loss in zip(history["lr"], history["loss"], strict=True)]
+    # Ignite records with each loss the lr of the *next* step; the lr that made loss k is this one
+    lrs = [float(start_lr) * (end_lr / start_lr) ** (k / steps) for k in range(len(history["loss"]))]
+    suggestion = lrs[at]
+    pairs = [(lr, float(loss)) for lr, loss in zip(lrs, history["loss"], strict=True)]
     finite = [(lr, loss) for lr, loss in pairs if math.isfinite(loss)]
     best_lr, best = min(finite, key=lambda pair: pair[1])
     diverged = not math.isfinite(pairs[-1][1]) or pairs[-1][1] > diverge_th * best

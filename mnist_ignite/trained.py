@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_ignite import models
+from mnist_ignite.exporting import export_format
 from mnist_ignite.files import CheckpointLoadError, load_tensors
 
 __all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
@@ -141,6 +142,11 @@ def _weights(state: Any, file: Path) -> Mapping[str, torch.Tensor]:
 def load_trained(path: str | os.PathLike, device: torch.device | str = "cpu") -> TrainedModel:
     """Load the model that ``path`` (a model file or a run folder) holds, in eval mode on ``device``."""
     file = find_model_file(path)
+    if fmt := export_format(file):
+        raise CheckpointLoadError(
+            f"{file} is an exported model ({fmt}), not a checkpoint: use its run folder or .pt model "
+            "(predict also takes exported models)"
+        )
     state = load_tensors(file)
     weights = _weights(state, file)
     run_dir = run_dir_of(file)

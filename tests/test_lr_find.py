@@ -136,3 +136,15 @@ def test_a_nan_loss_ends_the_search_as_divergence(data_dir: str) -> None:
     assert len(result.lrs) == len(result.losses) == 30  # the NaN step and everything after it left out
     assert all(math.isfinite(loss) for loss in result.losses)
     assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
+
+
+def test_num_iter_iterations_from_start_lr_to_end_lr(data_dir: str) -> None:
+    """Each loss is paired with the lr that made it (Ignite records the next step's): N points, ends included."""
+    config = _config(data_dir, max_train_samples=256, batch_size=16)
+    result = find_lr(config, start_lr=1e-4, end_lr=1e-2, num_iter=8)
+    assert not result.diverged and len(result.lrs) == 8
+    assert result.lrs == pytest.approx([1e-4 * 100 ** (k / 7) for k in range(8)], rel=1e-9)
+    assert result.lrs[0] == pytest.approx(1e-4) and result.lrs[-1] == pytest.approx(1e-2)
+    assert result.suggestion in result.lrs
+    with pytest.raises(ValueError, match="num_iter >= 3"):
+        find_lr(config, num_iter=2)

@@ -19,7 +19,7 @@ from typing import Any
 
 from mnist_ignite.commands.common import PROG, DefaultsHelpFormatter, Parser, error
 from mnist_ignite.config import ConfigError
-from mnist_ignite.lr_find import END_LR, NUM_ITER, START_LR
+from mnist_ignite.lr_find import END_LR, MIN_ITER, NUM_ITER, START_LR
 
 __all__ = ["HELP", "main"]
 
@@ -70,6 +70,8 @@ def main(argv: list[str]) -> int:
         return error(str(err), 2)
     if mine.start_lr >= mine.end_lr:
         return error(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})", 2)
+    if mine.num_iter < MIN_ITER:
+        return error(f"--num-iter must be >= {MIN_ITER}, got {mine.num_iter}", 2)
     from mnist_ignite.data import DataError
     from mnist_ignite.engine import select_device
     from mnist_ignite.files import OutputWriteError, prepare_output_dir
@@ -80,8 +82,8 @@ def main(argv: list[str]) -> int:
     try:
         validate(config)
         device = select_device(config.device)
-        net = build_model(config.model, config.model_args)
-        check_model(net, config.model, device)  # before any data is read
+        # before any data is read; the search builds its own after seeding, as training would
+        check_model(build_model(config.model, config.model_args), config.model, device)
     except ConfigError as err:
         return error(str(err), 2)
     out = Path(config.output_dir or Path("runs") / datetime.now().strftime("lr-find-%Y%m%d-%H%M%S"))
@@ -93,7 +95,7 @@ def main(argv: list[str]) -> int:
     created = not out.exists()
     try:
         prepare_output_dir(out)  # an unusable folder fails now, not after the search
-        result = find_lr(config, net=net, start_lr=mine.start_lr, end_lr=mine.end_lr, num_iter=mine.num_iter)
+        result = find_lr(config, start_lr=mine.start_lr, end_lr=mine.end_lr, num_iter=mine.num_iter)
         written = write_results(result, config, out)
     except (DataError, OutputWriteError, LRFindError, KeyboardInterrupt) as err:
         if created:  # leave no empty folder behind
@@ -109,6 +111,6 @@ def main(argv: list[str]) -> int:
         f"iterations, stopped at lr {result.lrs[-1]:.3g}: {end})"
     )
     if not result.diverged:
-        print(f"note: the loss had not turned up by lr {mine.end_lr:g}; a higher --end-lr shows the whole curve")
+        print(f"note: the loss had not diverged by lr {mine.end_lr:g}; a higher --end-lr shows where it does")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -50,7 +50,11 @@ def _save_png(path: Path, digit: torch.Tensor) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("predict", HELP)
-    parser.add_argument("model", metavar="MODEL", help="a run folder, a .pt model/checkpoint, or an exported .onnx")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a run folder, a .pt model or checkpoint, or an export (.onnx, .torchscript.pt, .pt2)",
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files, or folders of images")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most probable digits")
     parser.add_argument("--json", action="store_true", help="print JSON (model, predictions, errors) instead of lines")

@@ -49,6 +49,18 @@ def test_writes_the_curve_and_prints_the_suggestion(data_dir: str, tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["lr_find.json", "lr_find.png"]  # nothing of a training run
 
 
+def test_the_same_seed_gives_the_same_curve(data_dir: str, tmp_path: Path) -> None:
+    """The model is built after seeding, as a training run builds it (it was built before: another curve each time)."""
+    curves = []
+    for i in range(2):
+        out = tmp_path / f"lrf{i}"
+        assert main(["--num-iter", "6", *small_args(data_dir, out, "--batch-size", "16", "--seed", "5")]) == 0
+        found = json.loads((out / "lr_find.json").read_text())
+        assert found["lrs"][0] == pytest.approx(1e-5) and len(found["lrs"]) <= 6  # the first lr is --start-lr
+        curves.append(found["losses"])
+    assert curves[0] == curves[1]
+
+
 def test_help_names_its_own_options_and_points_to_the_training_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out

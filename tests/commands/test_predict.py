@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_ignite.commands import export, predict
+from mnist_ignite.commands import evaluate, export, predict
 from mnist_ignite.data import load_mnist, normalize
 from mnist_ignite.digits import load_digit
 from mnist_ignite.trained import load_trained
@@ -56,15 +56,29 @@ def test_pngs_are_classified_as_well_as_the_tensors(trained_run: Path, rendered)
     assert png_acc >= 0.98 * tensor_acc
 
 
-def test_onnx_file_gives_the_checkpoints_answers(trained_run: Path, rendered, data_dir: str, tmp_path: Path) -> None:
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize(
+    ("fmt", "name", "described"),
+    [("onnx", "model.onnx", "ONNX Runtime"), ("torchscript", "model.torchscript.pt", "(torchscript)"),
+     ("exported-program", "model.pt2", "(exported-program)")],
+)  # fmt: skip
+def test_an_export_gives_the_checkpoints_answers(
+    fmt: str, name: str, described: str, trained_run: Path, rendered, data_dir: str, tmp_path: Path, capsys
+) -> None:
     folder, _, _ = rendered
-    onnx_file = tmp_path / "model.onnx"
+    exported = tmp_path / name
+    args = [str(trained_run), "--format", fmt, "--output", str(exported), "--data-dir", data_dir]
     with contextlib.redirect_stdout(io.StringIO()):
-        assert export.main([str(trained_run), "--output", str(onnx_file), "--data-dir", data_dir]) == 0
+        assert export.main([*args, "--check-samples", "100"]) == 0
     files = sorted(folder.iterdir())[:100]
     code_pt, from_pt = _predict_json(str(trained_run), *map(str, files), "--top", "3")
-    code_onnx, from_onnx = _predict_json(str(onnx_file), *map(str, files), "--top", "3")
-    assert code_pt == code_onnx == 0 and "ONNX Runtime" in from_onnx["model"]
+    code_onnx, from_onnx = _predict_json(str(exported), *map(str, files), "--top", "3")
+    assert code_pt == code_onnx == 0 and described in from_onnx["model"]
+    # evaluate needs the checkpoint (its model spec, its parameters): an export is refused in one line
+    capsys.readouterr()
+    assert evaluate.main([str(exported), "--data-dir", data_dir]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith("(predict also takes exported models)") and "Warning" not in err, err
     for a, b in zip(from_pt["predictions"], from_onnx["predictions"], strict=True):
         assert a["file"] == b["file"] and [t["digit"] for t in a["top"]] == [t["digit"] for t in b["top"]]
         np.testing.assert_allclose(
