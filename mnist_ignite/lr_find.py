@@ -2,7 +2,7 @@
 
 The finder trains from ``start_lr`` to ``end_lr`` on an exponential schedule, one lr per batch,
 records the smoothed loss, stops once the loss passes ``diverge_th`` times its best, and suggests
-the lr where the loss fell fastest (the steepest point of the curve before its minimum). Model,
+the lr halfway along the longest stretch where the loss keeps falling (fastai's "valley"). Model,
 optimizer and trainer get back the state they had before the search (the finder restores them).
 
 :func:`find_lr` builds the run exactly as training would (:func:`mnist_ignite.run.build_run`,
@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 
     from mnist_ignite.data import TensorTrainLoader
 
-__all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_range_test", "write_results"]
+__all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_range_test", "valley", "write_results"]
 
 # 200 iterations over five decades: on the seed Net (batch 64) fewer leave the loss barely moved
-# before the lr is already high, and the steepest point lands late (~0.13 with 100 iterations)
+# before the lr is already high
 START_LR, END_LR, NUM_ITER = 1e-5, 1.0, 200
 MIN_ITER = 3
 SMOOTH_F = 0.05  # Ignite's default: new smoothed loss = 0.05 * loss + 0.95 * previous
@@ -49,10 +49,14 @@ class LRFindResult:
     """What the search found.
 
     Attributes:
-        suggestion: the lr at the steepest fall of the smoothed loss (``FastaiLRFinder.lr_suggestion``).
+        suggestion: fastai's "valley" rule: halfway along the longest stretch over which the smoothed
+            loss keeps falling (:func:`valley`).
         lrs: the lr of each iteration searched.
         losses: the smoothed training loss at each of them (non-finite ones left out, with their lr).
         min_loss_lr: the lr at the lowest smoothed loss (fastai's other rule of thumb: a tenth of it).
+        steepest_lr: where the smoothed loss fell fastest from one iteration to the next
+            (``FastaiLRFinder.lr_suggestion``); it jumps with the noise of single batches (0.04 or
+            0.14 for the seed Net, by one iteration more or less), so it is kept for reference only.
         diverged: whether the search stopped because the loss diverged (else it reached ``end_lr``).
         start_lr: first lr of the schedule.
         end_lr: last lr of the schedule.
@@ -63,6 +67,7 @@ class LRFindResult:
     lrs: list[float]
     losses: list[float]
     min_loss_lr: float
+    steepest_lr: float | None
     diverged: bool
     start_lr: float
     end_lr: float
@@ -91,6 +96,26 @@ def _loss(output: dict[str, torch.Tensor]) -> torch.Tensor:
 
     loss = output["loss"].float()
     return loss if bool(torch.isfinite(loss)) else torch.tensor(math.inf)
+
+
+def valley(losses: list[float]) -> tuple[int, int]:
+    """fastai's "valley" suggestion (its ``lr_find`` default since 2.5): the index halfway along the
+    longest run of ever-lower losses (a longest decreasing subsequence), and that run's length.
+
+    Robust where the steepest single step is not: it looks at the whole falling part of the curve.
+    """
+    n = len(losses)
+    longest = [1] * n  # longest decreasing run ending at i
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+            if longest[end] < longest[i]:
+                end = i
+                start = end - longest[end] + 1  # the run's first point (fastai's counts one before it)
+    third = (end - start) / 3
+    return start + int(third) + int(third / 2), longest[end]
 
 
 def lr_range_test(
@@ -131,7 +156,7 @@ def lr_range_test(
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if num_iter < MIN_ITER:
-        raise ValueError(f"need num_iter >= {MIN_ITER} (the suggestion is a slope between points), got {num_iter}")
+        raise ValueError(f"need num_iter >= {MIN_ITER} (a curve needs points to fall), got {num_iter}")
     if trainer.state.iteration:
         raise ValueError("the range test needs a trainer that has not run yet (build a fresh run)")
     finder = FastaiLRFinder()
@@ -157,25 +182,28 @@ def lr_range_test(
         ) as searching:
             searching.run(data, max_epochs=epochs)
     history = finder.get_results()
-    try:
-        at = history["lr"].index(finder.lr_suggestion())
-    except RuntimeError:
+    # Ignite records with each loss the lr of the *next* step; the lr that made loss k is this one
+    lrs = [float(start_lr) * (end_lr / start_lr) ** (k / steps) for k in range(len(history["loss"]))]
+    pairs = [(lr, float(loss)) for lr, loss in zip(lrs, history["loss"], strict=True)]
+    finite = [(lr, loss) for lr, loss in pairs if math.isfinite(loss)]
+    at, falling = valley([loss for _, loss in finite])
+    if falling < MIN_ITER:
         raise LRFindError(
             f"the loss did not fall between lr {start_lr:g} and the point it diverged "
             f"(after {len(history['loss'])} iterations): lower the start lr"
-        ) from None
-    # Ignite records with each loss the lr of the *next* step; the lr that made loss k is this one
-    lrs = [float(start_lr) * (end_lr / start_lr) ** (k / steps) for k in range(len(history["loss"]))]
-    suggestion = lrs[at]
-    pairs = [(lr, float(loss)) for lr, loss in zip(lrs, history["loss"], strict=True)]
-    finite = [(lr, loss) for lr, loss in pairs if math.isfinite(loss)]
+        )
+    try:
+        steepest: float | None = lrs[history["lr"].index(finder.lr_suggestion())]
+    except RuntimeError:  # Ignite's rule wants a U-shaped curve
+        steepest = None
     best_lr, best = min(finite, key=lambda pair: pair[1])
     diverged = not math.isfinite(pairs[-1][1]) or pairs[-1][1] > diverge_th * best
     return LRFindResult(
-        suggestion=suggestion,
+        suggestion=finite[at][0],
         lrs=[lr for lr, _ in finite],
         losses=[loss for _, loss in finite],
         min_loss_lr=best_lr,
+        steepest_lr=steepest,
         diverged=diverged,
         start_lr=float(start_lr),
         end_lr=float(end_lr),

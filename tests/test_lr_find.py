@@ -15,7 +15,7 @@ from ignite.engine import Events
 
 from mnist_ignite.config import Config
 from mnist_ignite.engine import select_device
-from mnist_ignite.lr_find import LRFindError, find_lr, lr_range_test
+from mnist_ignite.lr_find import LRFindError, find_lr, lr_range_test, valley
 from mnist_ignite.models import build_model
 from mnist_ignite.run import _build_data, build_run
 
@@ -148,3 +148,10 @@ def test_num_iter_iterations_from_start_lr_to_end_lr(data_dir: str) -> None:
     assert result.suggestion in result.lrs
     with pytest.raises(ValueError, match="num_iter >= 3"):
         find_lr(config, num_iter=2)
+
+
+def test_valley_is_halfway_along_the_longest_fall() -> None:
+    noisy = [3.0, 2.9, 3.1, 2.5, 2.6, 2.0, 1.5, 1.6, 1.0, 0.8, 2.0, 9.0]  # falls with bumps, then diverges
+    at, length = valley(noisy)
+    assert length == 7 and at == 6  # 3.0 2.9 2.6 2.0 1.5 1.0 0.8, ending at index 9: index 6 is halfway from 9 - 7 + 1
+    assert valley([1.0, 2.0, 3.0]) == (0, 1)  # never falls: a run of one point

@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
         return error(str(err), 1)
     end = "the loss diverged" if result.diverged else "the end lr was reached"
     print(
-        f"suggested lr: {result.suggestion:.3g}  (steepest fall of the smoothed loss; {len(result.lrs)} "
+        f"suggested lr: {result.suggestion:.3g}  (fastai's valley rule; {len(result.lrs)} "
         f"iterations, stopped at lr {result.lrs[-1]:.3g}: {end})"
     )
     if not result.diverged:

@@ -26,7 +26,7 @@ def test_writes_the_curve_and_prints_the_suggestion(data_dir: str, tmp_path: Pat
     assert result.stderr == ""
     found = json.loads((out / "lr_find.json").read_text())
     printed = re.search(
-        r"^suggested lr: (\S+)  \(steepest fall of the smoothed loss; (\d+) iterations", result.stdout, re.M
+        r"^suggested lr: (\S+)  \(fastai's valley rule; (\d+) iterations", result.stdout, re.M
     )
     assert printed, result.stdout
     assert float(printed.group(1)) == pytest.approx(found["suggestion"], rel=5e-3)
