@@ -46,7 +46,12 @@ class NanGuardPlugin(Plugin):
             engine.should_terminate = False
             raise StopTraining(
                 f"the training loss became NaN/Inf at iteration {engine.state.iteration} (epoch {engine.state.epoch}); "
-                f"lower --lr (now {self.ctx.config.lr}) or --momentum (now {self.ctx.config.momentum}). "
-                f"The last good checkpoint is kept in "
-                f"{self.ctx.output_dir / 'checkpoints'}."
+                f"lower --lr (now {self.ctx.config.lr}) or --momentum (now {self.ctx.config.momentum}). " + self._kept()
             )
+
+    def _kept(self) -> str:
+        """Where the last good state is, if any was saved before the stop."""
+        folder = self.ctx.output_dir / "checkpoints"
+        if folder.is_dir() and any(folder.glob("*.pt")):
+            return f"The last good checkpoint is kept in {folder}."
+        return "No checkpoint was saved before it."

@@ -69,6 +69,10 @@ def _count(data: Any) -> int:
     return len(data)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def header(ctx: RunContext) -> str:
     """The lines printed before the first step."""
     c = ctx.config
@@ -81,7 +85,7 @@ def header(ctx: RunContext) -> str:
         f"  model: {type(ctx.model).__name__}, {stats_line(model_stats(ctx.model))}",
         f"  precision: {precision}",
         f"  data: {_count(ctx.train_data):,} training / {_count(ctx.eval_data):,} test images from {c.data_dir}; "
-        f"batch {c.batch_size}, {ctx.epoch_length} iterations per epoch, {c.epochs} epoch{'s' * (c.epochs != 1)}",
+        f"batch {c.batch_size}, {_plural(ctx.epoch_length, 'iteration')} per epoch, {_plural(c.epochs, 'epoch')}",
         f"  handlers: {', '.join(p.name for p in ctx.plugins) or 'none'}",
         f"  output: {ctx.output_dir}",
     ]

@@ -146,6 +146,8 @@ def test_a_diverging_run_with_default_handlers_exits_1_without_a_final_model(dat
     assert result.returncode == 1
     assert "NaN/Inf" in result.stderr and "Traceback" not in result.stderr
     assert not (out / "final_model.pt").exists()
+    # diverged within epoch 1, before any checkpoint: no pointing at an empty folder
+    assert "No checkpoint was saved before it." in result.stderr and "last good checkpoint" not in result.stderr
 
 
 def test_labels_out_of_range_are_a_data_error(data_dir: str, tmp_path: Path) -> None:

@@ -25,9 +25,7 @@ def test_writes_the_curve_and_prints_the_suggestion(data_dir: str, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr == ""
     found = json.loads((out / "lr_find.json").read_text())
-    printed = re.search(
-        r"^suggested lr: (\S+)  \(fastai's valley rule; (\d+) iterations", result.stdout, re.M
-    )
+    printed = re.search(r"^suggested lr: (\S+)  \(fastai's valley rule; (\d+) iterations", result.stdout, re.M)
     assert printed, result.stdout
     assert float(printed.group(1)) == pytest.approx(found["suggestion"], rel=5e-3)
     assert int(printed.group(2)) == len(found["lrs"]) == len(found["losses"])

@@ -30,6 +30,7 @@ def test_huge_lr_stops_with_a_message_and_keeps_only_good_checkpoints(data_dir: 
     assert result.returncode == 1
     assert "loss became NaN/Inf" in result.stderr and "lower --lr (now 100000.0)" in result.stderr
     assert "Traceback" not in result.stderr
+    assert f"The last good checkpoint is kept in {out / 'checkpoints'}." in result.stderr
     assert not (out / "final_model.pt").exists()
     for path in (out / "checkpoints").glob("last_*.pt"):
         state = torch.load(path, weights_only=True)

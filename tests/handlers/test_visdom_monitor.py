@@ -423,3 +423,11 @@ def test_visdom_flag_without_the_package_is_one_line(
         "mnist-ignite: error: handler 'visdom': needs the visdom package: pip install 'mnist-ignite[visdom]'\n"
     )
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_a_bad_port_is_one_line(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["visdom", "--port", port])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("mnist-ignite visdom: error: argument --port: ")
