@@ -17,6 +17,7 @@ resumed at any iteration sees exactly the batches an uninterrupted run would hav
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -141,9 +142,13 @@ def _download_if_missing(root: str | os.PathLike, train: bool, download: bool) -
         return
     from torchvision import datasets
 
+    made = [p for p in (Path(root), raw.parent, raw) if not p.exists()]
     try:
         datasets.MNIST(str(root), train=train, download=True)
     except Exception as err:  # network errors come in many types; the fix is the same
+        for folder in reversed(made):  # leave no empty MNIST/raw tree behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         reason = " ".join(str(err).split())
         raise DataError(
             f"MNIST not found under {raw} and the download failed ({type(err).__name__}: {reason}). "

@@ -402,7 +402,7 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
 def _objective(
     spec: SweepSpec, options: dict[str, Any], release: Callable[[], None]
 ) -> Callable[[optuna.Trial], float]:
-    from mnist_ignite.run import train
+    from mnist_ignite.run import Interrupted, train
 
     def objective(trial: optuna.Trial) -> float:
         release()  # the trial exists (RUNNING): other workers count it from now on
@@ -422,7 +422,10 @@ def _objective(
                 with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                     rows = train(config, [reporter])
             except Exception as err:
-                traceback.print_exc(file=log)
+                if isinstance(err, Interrupted):  # a signal, not a bug: its one line, no traceback
+                    print(f"{PROG}: {err}", file=log)
+                else:
+                    traceback.print_exc(file=log)
                 trial.set_user_attr("error", f"{type(err).__name__}: {err}".splitlines()[0][:500])
                 raise
         results = _read_results(run_dir)

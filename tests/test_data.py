@@ -92,7 +92,8 @@ def test_labels_that_disagree_with_the_images_are_reported(data_dir: str, tmp_pa
 @pytest.mark.parametrize("reader", [load_mnist, read_mnist])
 def test_no_network_and_no_files_gives_one_clear_error(tmp_path: Path, reader) -> None:
     with pytest.raises(DataError, match="download failed"):
-        reader(tmp_path, train=False, download=True)
+        reader(tmp_path / "data", train=False, download=True)
+    assert not (tmp_path / "data").exists()  # no empty MNIST/raw tree left behind
 
 
 def test_epoch_params_are_a_pure_function_of_seed_and_epoch() -> None:

@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
         table_markdown,
     )
     from mnist_ignite.figures import save_figure
-    from mnist_ignite.files import OutputWriteError, atomic_write
+    from mnist_ignite.files import OutputWriteError, atomic_write, prepare_output_dir
 
     paths = [Path(p) for p in args.runs]
     missing = [os.fspath(p) for p in paths if not p.exists()]
@@ -60,8 +60,12 @@ def main(argv: list[str]) -> int:
     rows = [summarize(e, keys) for e in entries]
     shown = [display_row(r, e.group, keys) for r, e in zip(rows, entries, strict=True)]
     markdown = table_markdown(shown)
-    print(markdown, end="")
     out = Path(args.output)
+    try:
+        prepare_output_dir(out)  # before the table: a folder that cannot be written fails first
+    except OutputWriteError as err:
+        return error(str(err), 1)
+    print(markdown, end="")
     try:
         figure = save_figure(compare_figure(entries), out / "compare.png", dpi=100)
         table = atomic_write(out / "compare.md", lambda f: f.write(markdown.encode()))

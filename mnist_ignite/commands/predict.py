@@ -69,10 +69,13 @@ def main(argv: list[str]) -> int:
         return error(f"--top must be between 1 and 10, got {args.top}", 2)
     import torch
 
-    from mnist_ignite.digits import DigitImageError, find_images, load_digit
+    from mnist_ignite.digits import IMAGE_SUFFIXES, DigitImageError, find_images, load_digit
     from mnist_ignite.engine import select_device
     from mnist_ignite.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
     from mnist_ignite.inference import MissingExtraError, load_classifier, predict
+
+    if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:
+        return error(f"{args.model} is an image: the model comes first (mnist-ignite predict MODEL IMAGE...)", 2)
 
     try:
         files = find_images(args.images)

@@ -130,6 +130,7 @@ def test_usage_errors(trained_run: Path, rendered, tmp_path: Path, run_main) -> 
     cases = [
         ([str(trained_run), str(empty)], 2, "holds no images"),
         ([str(trained_run), str(tmp_path / "missing.png")], 2, "no such file or folder"),
+        ([good, str(trained_run)], 2, "is an image: the model comes first"),
         ([str(trained_run), good, "--top", "11"], 2, "--top must be between 1 and 10"),
         ([str(notes), good], 1, "is damaged or not a PyTorch file"),
         ([str(tmp_path / "missing.onnx"), good], 1, "model not found"),
