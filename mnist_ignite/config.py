@@ -30,6 +30,7 @@ __all__ = [
     "check_value",
     "default_data_dir",
     "flat_settings",
+    "load_toml",
     "read_toml",
     "settings",
     "value_type",
@@ -354,24 +355,29 @@ def check_settings(config: Config) -> None:
             raise ConfigError(f"{name} {s.rule}, got {value!r}")
 
 
+def load_toml(path: str | os.PathLike, kind: str) -> dict[str, Any]:
+    """A TOML file's tables, with one-line errors that name the file as ``kind`` ("config file", "sweep file")."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{kind} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{kind} {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{kind} {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{kind} {path} is not valid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {kind} {path}: {err.strerror or err}") from None
+
+
 def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Read a run file: (top-level settings, ``[handler]`` tables), keys with ``-`` or ``_``.
 
     A key written both ways (``batch-size`` and ``batch_size``) is an error, not a silent merge.
     """
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+    data = load_toml(path, "config file")
 
     def normalize(table: dict[str, Any], where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -20,14 +20,13 @@ import difflib
 import io
 import math
 import os
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.cli import PROG, SWITCHES, parse_config
-from mnist_ignite.config import MAX_WORKERS, Config, ConfigError, check_value, settings
+from mnist_ignite.config import MAX_WORKERS, Config, ConfigError, check_value, load_toml, settings
 from mnist_ignite.plugins import PluginLoadError, load_plugin_class
 
 if TYPE_CHECKING:
@@ -399,18 +398,7 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
     from mnist_ignite.run import build_plugins
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a folder, not a sweep file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a UTF-8 TOML file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"sweep file {path} is not valid TOML: {err}") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read sweep file {path}: {err.strerror or err}") from None
+    data = load_toml(path, "sweep file")
     for key in data:
         if key not in ("sweep", "run", "params"):
             raise _unknown(f"{path}: ", key, ["sweep", "run", "params"])

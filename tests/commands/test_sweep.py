@@ -327,7 +327,7 @@ def test_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([str(good), "--workers", "1000"]) == 2
     assert "--workers must be between 1 and" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip().endswith("is a folder, not a sweep file")
+    assert capsys.readouterr().err.strip().endswith("is a directory, not a TOML file")
     # an output folder that cannot be made: one line, exit 1 (it was a traceback)
     assert main([str(good), "--output-dir", str(good)]) == 1
     assert capsys.readouterr().err == f"mnist-ignite: error: cannot use {good} as the output folder: it is a file\n"
