@@ -249,7 +249,7 @@ def test_fast_dev_run_goes_through_every_handler_and_keeps_nothing(data_dir: str
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "fast-dev-run passed" in result.stdout and "early_stopping" in result.stdout
-    assert "1 iterations per epoch" in result.stdout
+    assert "1 iteration per epoch" in result.stdout
     assert list(tmp_path.iterdir()) == []  # no runs/ folder, nothing written here
 
 

@@ -171,7 +171,7 @@ def test_command_line_overrides_and_the_grid(tmp_path: Path) -> None:
     grids = {p.name: p.grid() for p in spec.params}
     assert grids == {"batch_size": [16, 32, 48, 64], "momentum": [0.5, 0.7, 0.9], "lr_schedule": ["step", "none"]}
     assert spec.goal == 24  # the grid has 24 points, fewer than the 100 trials asked for
-    with pytest.raises(ConfigError, match="--workers must be > 0"):
+    with pytest.raises(ConfigError, match="--workers must be between 1 and"):
         load_spec(path, {"workers": 0})
 
 
