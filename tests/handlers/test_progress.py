@@ -50,8 +50,8 @@ def _run_on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
 
 
 def _screen(output: str) -> list[str]:
-    """The lines a terminal shows: a carriage return rewrites its line."""
-    return [line.rsplit("\r", 1)[-1] for line in output.replace("\r\n", "\n").split("\n")]
+    """The lines a terminal shows: a carriage return rewrites its line (tqdm pads a shorter rewrite with blanks)."""
+    return [line.rsplit("\r", 1)[-1].rstrip() for line in output.replace("\r\n", "\n").split("\n")]
 
 
 def test_on_a_terminal_each_epoch_keeps_its_bar_line_then_its_own_epoch_line(data_dir: str, tmp_path: Path) -> None:
