@@ -26,7 +26,6 @@ thread pool, which this module keeps.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import importlib.util
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mnist_ignite.commands.common import command_parser
+from mnist_ignite.commands.common import command_parser, flag_type
 from mnist_ignite.handlers.visdom_assets import AssetsError, install_assets, missing_assets
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
@@ -75,15 +74,7 @@ def _default_port() -> int:
     return int(os.environ.get("VISDOM_PORT", "8097"))
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port number."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {port}")
-    return port
+_PORT = flag_type(int, lambda port: 1 <= port <= 65535, "must be between 1 and 65535")
 
 
 @functools.cache
@@ -363,7 +354,7 @@ class VisdomPlugin(Plugin):
             "Start a Visdom server (bound to 127.0.0.1 unless --host says otherwise), "
             "replay a run's OUTPUT/visdom.log into a running server, or install visdom's front-end.",
         )
-        parser.add_argument("--port", type=_port, default=_default_port(), help="port (env VISDOM_PORT)")
+        parser.add_argument("--port", type=_PORT, default=_default_port(), help="port (env VISDOM_PORT)")
         parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
         parser.add_argument("--replay", metavar="VISDOM.log", help="send a run's logged events to the server")
         parser.add_argument(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_ignite.commands import COMMANDS, load_command
-from mnist_ignite.commands.common import HelpFormatter, Parser
+from mnist_ignite.commands.common import HelpFormatter, Parser, flag_type
 from mnist_ignite.config import (
     DEFAULT_HANDLERS,
     Config,
@@ -43,26 +43,6 @@ SWITCHES = {
     "no_plots": ("plots", False),
     "no_progress": ("progress", False),
 }
-
-
-def _flag_type(
-    kind: type, check: Callable[[Any], bool] | None, rule: str, accepts: tuple[str, ...] = ()
-) -> Callable[[str], Any]:
-    """An argparse ``type`` from a setting's value type and rule."""
-
-    def parse(text: str) -> Any:
-        if text in accepts:
-            return text
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
-        if check is not None and (value != value or not check(value)):
-            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def _option_type(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -138,7 +118,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = ()) -> argparse.Ar
             s.flag or f"--{f.name.replace('_', '-')}",
             dest=f.name,
             default=default,
-            type=_flag_type(kind, s.check, s.rule, s.accepts) if kind is not str else str,
+            type=flag_type(kind, s.check, s.rule, s.accepts) if kind is not str else str,
             choices=s.choices,
             metavar=s.metavar,
             help=s.help,

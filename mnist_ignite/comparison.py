@@ -23,7 +23,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
-from mnist_ignite.config import Config, flat_settings
+from mnist_ignite.config import Config, flat_settings, short_value
 from mnist_ignite.figures import new_figure
 
 __all__ = [
@@ -159,7 +159,7 @@ def _setting(entry: Entry, key: str) -> str:
 
 def label_entries(entries: Sequence[Entry], keys: Sequence[str]) -> None:
     """Legend labels: the differing settings when they tell the entries apart, else the names."""
-    by_settings = [", ".join(f"{k}={_short(e.settings[k])}" for k in keys if k in e.settings) for e in entries]
+    by_settings = [", ".join(f"{k}={short_value(e.settings[k])}" for k in keys if k in e.settings) for e in entries]
     unique = bool(keys) and len(set(by_settings)) == len(entries)
     for entry, settings in zip(entries, by_settings, strict=True):
         base = settings if unique else entry.name
@@ -206,12 +206,7 @@ def display_row(row: dict[str, Any], group: bool, keys: Sequence[str]) -> dict[s
         "images/s": f"{row['images_per_second']:,.0f}",
         "status": row["status"],
     }
-    return shown | {k: _short(row[k]) for k in keys}
-
-
-def _short(value: Any) -> str:
-    """A setting as a table shows it: floats to 4 significant digits (the CSV keeps them whole)."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return shown | {k: short_value(row[k]) for k in keys}
 
 
 def table_markdown(shown: Sequence[dict[str, str]]) -> str:

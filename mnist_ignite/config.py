@@ -33,6 +33,7 @@ __all__ = [
     "load_toml",
     "read_toml",
     "settings",
+    "short_value",
     "value_type",
 ]
 
@@ -315,6 +316,11 @@ def flat_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in merged.items():
         put(key, value)
     return flat
+
+
+def short_value(value: Any) -> str:
+    """A setting as a line or table shows it: floats to 4 significant digits (files keep them whole)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def settings() -> list[tuple[dataclasses.Field, Setting]]:

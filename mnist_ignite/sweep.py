@@ -45,7 +45,7 @@ from ignite.engine import Engine
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_ignite.cli import PROG
-from mnist_ignite.config import ConfigError
+from mnist_ignite.config import ConfigError, short_value
 from mnist_ignite.files import atomic_write, prepare_output_dir
 from mnist_ignite.plugins import PluginLoadError, RunContext, RunEvents, StopTraining
 from mnist_ignite.sweep_file import SweepSpec, enabled_options, param_args, parse_trial
@@ -373,7 +373,7 @@ class WorkerJob:
 
 
 def _trial_line(spec: SweepSpec, t: FrozenTrial) -> str:
-    params = "  ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+    params = "  ".join(f"{k}={short_value(v)}" for k, v in t.params.items())
     if t.state == TrialState.COMPLETE:
         v = t.value if t.value is not None else math.nan
         if spec.objective == "time":
@@ -386,10 +386,6 @@ def _trial_line(spec: SweepSpec, t: FrozenTrial) -> str:
         outcome = f"failed: {t.user_attrs.get('error', 'see its train.log')}"
     seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
     return f"trial {t.number:>4}  {t.state.name:<8}  {outcome}  {params}  ({seconds:.0f} s)"
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:

@@ -8,11 +8,21 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from mnist_ignite.config import default_data_dir
 
-__all__ = ["PROG", "DefaultsHelpFormatter", "HelpFormatter", "Parser", "add_data_args", "command_parser", "error"]
+__all__ = [
+    "PROG",
+    "DefaultsHelpFormatter",
+    "HelpFormatter",
+    "Parser",
+    "add_data_args",
+    "command_parser",
+    "error",
+    "flag_type",
+]
 
 PROG = "mnist-ignite"
 
@@ -62,3 +72,23 @@ class HelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter)
 def command_parser(name: str, description: str, epilog: str | None = None) -> Parser:
     """The parser of ``mnist-ignite NAME``: one-line errors with a "did you mean", defaults in --help."""
     return Parser(prog=f"{PROG} {name}", description=description, epilog=epilog, formatter_class=DefaultsHelpFormatter)
+
+
+def flag_type(
+    kind: type, check: Callable[[Any], bool] | None, rule: str, accepts: tuple[str, ...] = ()
+) -> Callable[[str], Any]:
+    """An argparse ``type`` from a value type and its rule (``check``), with one-line messages."""
+
+    def parse(text: str) -> Any:
+        if text in accepts:
+            return text
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if check is not None and (value != value or not check(value)):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse

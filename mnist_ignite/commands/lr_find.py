@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.commands.common import PROG, DefaultsHelpFormatter, Parser, error
+from mnist_ignite.commands.common import PROG, DefaultsHelpFormatter, Parser, error, flag_type
 from mnist_ignite.config import ConfigError
 from mnist_ignite.lr_find import END_LR, MIN_ITER, NUM_ITER, START_LR
 
@@ -27,17 +27,7 @@ HELP = "learning-rate range test (FastaiLRFinder): lr_find.png, lr_find.json, th
 
 
 def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
+    return flag_type(kind, lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0")
 
 
 def _parser() -> argparse.ArgumentParser:
