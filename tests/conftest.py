@@ -1,7 +1,17 @@
-"""Shared fixtures: the real MNIST from ``$MNIST_IGNITE_DATA`` (or ./data; never downloaded), small CLI runs."""
+"""Shared fixtures, and the two lanes of the suite.
+
+* The unit lane, ``pytest -m "not integration"``: no MNIST and no subprocess (both are refused
+  while a unit test runs, so a test cannot slip out of the lane unnoticed); runs in seconds.
+* The integration lane: the real MNIST from ``$MNIST_IGNITE_DATA`` (or ./data; never downloaded),
+  real processes, Chromium, PostgreSQL. A test is in it when it is marked ``integration`` or asks
+  for the ``data_dir`` fixture (directly or through another fixture).
+
+``pytest`` with no marker runs both (the README's test command, what CI runs).
+"""
 
 from __future__ import annotations
 
+import _posixsubprocess
 import json
 import os
 import subprocess
@@ -14,18 +24,42 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("MNIST_IGNITE_DATA") or ROOT / "data")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+INTEGRATION = "integration"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """No MNIST, no suite: one line that says where to point it, before any test runs (exit 4)."""
-    raw = DATA_DIR / "MNIST" / "raw"
-    absent = [name for name in MNIST_FILES if not (raw / name).is_file()]
-    if absent:
-        raise pytest.UsageError(
-            f"the tests need MNIST ({absent[0]} is not in {raw}): export MNIST_IGNITE_DATA=DIR, a folder holding "
-            "MNIST/raw/*-ubyte; or download it into ./data once with: "
-            ".venv/bin/python -c \"from torchvision.datasets import MNIST; MNIST('data', download=True)\""
-        )
+    config.addinivalue_line("markers", f"{INTEGRATION}: needs MNIST, subprocesses, a browser or a database")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that ask for MNIST are integration tests; without MNIST they stop the run with one line (exit 4)."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(INTEGRATION)
+    selected = [i for i in items if i.get_closest_marker(INTEGRATION)]
+    markexpr = config.getoption("markexpr", "")
+    if selected and "not integration" not in markexpr:
+        raw = DATA_DIR / "MNIST" / "raw"
+        absent = [name for name in MNIST_FILES if not (raw / name).is_file()]
+        if absent:
+            raise pytest.UsageError(
+                f"the integration tests need MNIST ({absent[0]} is not in {raw}): export MNIST_IGNITE_DATA=DIR, "
+                "a folder holding MNIST/raw/*-ubyte, or run the unit lane alone: pytest -m 'not integration'"
+            )
+
+
+def _refuse(*_: Any, **__: Any) -> Any:
+    raise RuntimeError("a unit test started a process: mark it @pytest.mark.integration")
+
+
+@pytest.fixture(autouse=True)
+def _unit_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In the unit lane: no process can start and no MNIST can be read."""
+    if request.node.get_closest_marker(INTEGRATION):
+        return
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", _refuse)  # subprocess and multiprocessing's spawn
+    monkeypatch.setattr(os, "fork", _refuse)
+    monkeypatch.setenv("MNIST_IGNITE_DATA", str(tmp_path / "no-mnist-in-the-unit-lane"))
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ def _exit() -> None:
     pass
 
 
+@pytest.mark.integration
 def test_running_trials_of_dead_workers_are_failed_and_live_ones_kept() -> None:
     dead = multiprocessing.get_context("fork").Process(target=_exit)
     dead.start()
