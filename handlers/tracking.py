@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from mnist_ignite.config import flat_settings as config_flat_settings
+from mnist_ignite.config.settings import flat_settings as config_flat_settings
 from mnist_ignite.plugins import Plugin
 
 __all__ = ["EPOCH_SCALARS", "TrackerPlugin", "flat_settings"]

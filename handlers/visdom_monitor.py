@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mnist_ignite.commands.common import command_parser, flag_type
+from mnist_ignite.commands.common import command_parser
+from mnist_ignite.config.argv import flag_type
 from mnist_ignite.handlers.visdom_assets import AssetsError, install_assets, missing_assets
 from mnist_ignite.plugins import Option, Plugin, RunContext
 

@@ -23,7 +23,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
-from mnist_ignite.config import Config, flat_settings, short_value
+from mnist_ignite.config.settings import Config, flat_settings, short_value
 from mnist_ignite.figures import new_figure
 
 __all__ = [

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from mnist_ignite.config import default_data_dir
+from mnist_ignite.config.settings import default_data_dir
 
 if TYPE_CHECKING:
     from torchvision import datasets, transforms

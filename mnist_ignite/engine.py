@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ignite.engine import Engine, Events, create_supervised_evaluator
 from ignite.metrics import Accuracy, Average, Loss
 
-from mnist_ignite.config import DEVICES, PRECISIONS
+from mnist_ignite.config.settings import DEVICES, PRECISIONS
 
 __all__ = [
     "GraphedTrainStep",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.config import Config
+from mnist_ignite.config.settings import Config
 from mnist_ignite.files import save_json
 
 if TYPE_CHECKING:

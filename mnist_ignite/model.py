@@ -97,7 +97,7 @@ class Model:
         overwrite: bool = False,
         **options: Any,
     ) -> None:
-        from mnist_ignite.config import Config
+        from mnist_ignite.config.settings import Config
         from mnist_ignite.engine import select_device
         from mnist_ignite.plugins import as_plugin
         from mnist_ignite.run import build_plugins, build_run, resolve_output_dir, validate
@@ -215,7 +215,7 @@ def _check_options(config: Any) -> None:
     """Handler options given as keywords must belong to an enabled handler: a typo is an error, not a default."""
     import difflib
 
-    from mnist_ignite.config import ConfigError
+    from mnist_ignite.config.settings import ConfigError
     from mnist_ignite.plugins import load_plugin_class
 
     known = {o.dest for spec in config.handlers for o in getattr(load_plugin_class(spec), "options", ())}

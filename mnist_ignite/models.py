@@ -11,7 +11,6 @@ rebuild the same model.
 
 from __future__ import annotations
 
-import ast
 import inspect
 import os
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnist_ignite.config import ConfigError
+from mnist_ignite.config.settings import ConfigError
 from mnist_ignite.discovery import SpecError, registered, resolve
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "available_models",
     "build_model",
     "check_model",
-    "parse_model_arg",
 ]
 
 ENTRY_POINT_GROUP = "mnist_ignite.models"
@@ -44,18 +42,6 @@ class ModelError(ConfigError):
 def available_models() -> dict[str, str]:
     """Name -> ``module:attr`` for built-ins and the ``mnist_ignite.models`` entry points."""
     return registered(BUILTIN_MODELS, ENTRY_POINT_GROUP)
-
-
-def parse_model_arg(text: str) -> tuple[str, Any]:
-    """``key=value`` -> (key, value); the value is a Python literal (``16``, ``0.1``, ``True``) or else a string."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise ConfigError(f"--model-arg wants key=value (e.g. --model-arg width=16), got {text!r}")
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    return key, value
 
 
 def build_model(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:

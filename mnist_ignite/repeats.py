@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.config import Config, _seed_list
+from mnist_ignite.config.settings import Config, _seed_list
 from mnist_ignite.files import save_json
 from mnist_ignite.rundir import RunDir
 

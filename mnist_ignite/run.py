@@ -29,7 +29,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.utils import manual_seed
 
-from mnist_ignite.config import Config, ConfigError, check_settings
+from mnist_ignite.config.settings import Config, ConfigError, check_settings
 from mnist_ignite.data import (
     DataError,
     TensorEvalLoader,

@@ -44,9 +44,9 @@ import optuna
 from ignite.engine import Engine
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_ignite.cli import PROG
-from mnist_ignite.config import ConfigError, short_value
+from mnist_ignite.config.settings import ConfigError, short_value
 from mnist_ignite.files import atomic_write, prepare_output_dir
+from mnist_ignite.log import PROG
 from mnist_ignite.plugins import PluginLoadError, RunContext, RunEvents, StopTraining
 from mnist_ignite.sweep_file import SweepSpec, enabled_options, param_args, parse_trial
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.cli import PROG, SWITCHES, parse_config
-from mnist_ignite.config import MAX_WORKERS, Config, ConfigError, check_value, load_toml, settings
+from mnist_ignite.config.argv import SWITCHES, parse_config
+from mnist_ignite.config.settings import MAX_WORKERS, Config, ConfigError, check_value, settings
+from mnist_ignite.config.toml import load_toml
+from mnist_ignite.log import PROG
 from mnist_ignite.plugins import PluginLoadError, load_plugin_class
 
 if TYPE_CHECKING:

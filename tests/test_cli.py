@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_ignite.cli import main, parse_config
+from mnist_ignite.cli import main
+from mnist_ignite.config.argv import parse_config
 
 from conftest import metrics, run_cli, small_args
 

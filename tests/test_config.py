@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from mnist_ignite.cli import main, parse_config
-from mnist_ignite.config import DEFAULT_HANDLERS, Config, ConfigError, flat_settings, read_toml, settings
+from mnist_ignite.cli import main
+from mnist_ignite.config.argv import parse_config
+from mnist_ignite.config.settings import DEFAULT_HANDLERS, Config, ConfigError, flat_settings, settings
+from mnist_ignite.config.toml import read_toml
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -85,7 +87,7 @@ def test_a_config_that_is_a_directory_or_not_utf8_is_one_line(
 
 
 def test_every_setting_is_declared_once_and_drives_the_flags() -> None:
-    from mnist_ignite.cli import build_parser
+    from mnist_ignite.config.argv import build_parser
 
     flags = {s for a in build_parser()._actions for s in a.option_strings}
     for f, s in settings():

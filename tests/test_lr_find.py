@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Events
 
-from mnist_ignite.config import Config
+from mnist_ignite.config.settings import Config
 from mnist_ignite.engine import select_device
 from mnist_ignite.lr_find import LRFindError, find_lr, lr_range_test, valley
 from mnist_ignite.models import build_model

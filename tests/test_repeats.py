@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
-from mnist_ignite.config import Config
+from mnist_ignite.config.settings import Config
 from mnist_ignite.repeats import seeds_of, summarize_seeds
 
 from conftest import metrics, small_args

@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mnist_ignite.cli import parse_config
-from mnist_ignite.config import ConfigError
+from mnist_ignite.config.argv import parse_config
+from mnist_ignite.config.settings import ConfigError
 from mnist_ignite.sweep_file import Param, load_spec, trial_args
 
 MODEL = '''

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from mnist_ignite.commands.common import command_parser, error
-from mnist_ignite.config import default_data_dir
+from mnist_ignite.config.settings import default_data_dir
 from mnist_ignite.exporting import FORMATS
 
 __all__ = ["HELP", "main"]

@@ -17,8 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.commands.common import PROG, DefaultsHelpFormatter, Parser, error, flag_type
-from mnist_ignite.config import ConfigError
+from mnist_ignite.commands.common import error
+from mnist_ignite.config.argv import DefaultsHelpFormatter, Parser, flag_type
+from mnist_ignite.config.settings import ConfigError
+from mnist_ignite.log import PROG
 from mnist_ignite.lr_find import END_LR, MIN_ITER, NUM_ITER, START_LR
 
 __all__ = ["HELP", "main"]
@@ -48,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from mnist_ignite.cli import parse_config
+    from mnist_ignite.config.argv import parse_config
     from mnist_ignite.plugins import PluginLoadError
 
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from mnist_ignite.commands.common import command_parser, error
-from mnist_ignite.config import ConfigError
+from mnist_ignite.config.settings import ConfigError
 
 __all__ = ["HELP", "main"]
 
@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from mnist_ignite.models import build_model, check_model, parse_model_arg
+    from mnist_ignite.config.argv import parse_model_arg
+    from mnist_ignite.models import build_model, check_model
     from mnist_ignite.summary import describe, format_table
 
     try:

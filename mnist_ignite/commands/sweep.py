@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         import optuna  # noqa: F401
     except ImportError:
         return error("the sweep command needs Optuna: pip install 'mnist-ignite[sweep]'", 2)
-    from mnist_ignite.config import ConfigError
+    from mnist_ignite.config.settings import ConfigError
     from mnist_ignite.data import DataError
     from mnist_ignite.files import OutputWriteError
     from mnist_ignite.sweep import StorageError, run_sweep

@@ -1,0 +1,73 @@
+"""Notes and warnings through ``logging.getLogger("mnist_ignite")``, in the one-line form users see.
+
+Notes (INFO) go to stdout as they are; warnings go to stderr as ``mnist-ignite: warning: ...``.
+Every line goes through ``tqdm.write``, which lifts a live progress bar off the screen, writes the
+line and redraws the bar below it, so no message ever lands in the middle of a bar.
+
+Standard logging applies: silence the notes with
+``logging.getLogger("mnist_ignite").setLevel(logging.WARNING)``, or route everything into your own
+logging set-up: once the root logger has a handler (``logging.basicConfig()``, pytest's capture),
+records go there instead of to this console handler, so nothing is shown twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+__all__ = ["PROG", "ConsoleHandler", "LineFormatter", "logger", "note", "warn", "write_line"]
+
+PROG = "mnist-ignite"
+logger = logging.getLogger("mnist_ignite")
+
+
+def write_line(text: str, stream: TextIO | None = None) -> None:
+    """Write ``text`` and a newline to ``stream`` (stdout by default) above any live progress bar."""
+    stream = sys.stdout if stream is None else stream
+    from tqdm.std import tqdm
+
+    tqdm.write(text, file=stream)
+    stream.flush()
+
+
+class LineFormatter(logging.Formatter):
+    """A note as it is; a warning or worse as ``mnist-ignite: warning: ...`` (the message's first line only
+    when it holds a traceback: the one-line rule)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            word = "warning" if record.levelno < logging.ERROR else "error"
+            return f"{PROG}: {word}: {message}"
+        return message
+
+
+class ConsoleHandler(logging.Handler):
+    """Writes notes to stdout and warnings to stderr, above the progress bar; steps aside for the root's handlers."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers and logger.propagate:
+            return  # the application configured logging: its handlers show the record
+        try:
+            stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+            write_line(self.format(record), stream)
+        except Exception:  # a closed stream must not turn a warning into a crash
+            self.handleError(record)
+
+
+if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
+    _handler = ConsoleHandler()
+    _handler.setFormatter(LineFormatter())
+    logger.addHandler(_handler)
+    logger.setLevel(logging.INFO)
+
+
+def note(message: str) -> None:
+    """An informational line (``logger.info``)."""
+    logger.info(message)
+
+
+def warn(message: str) -> None:
+    """A warning line (``logger.warning``)."""
+    logger.warning(message)
