@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_ignite.engine import PRECISIONS, LossScaler, TrainStep, resolve_precision, select_device
-from mnist_ignite.model import Net
+from mnist_ignite.models.net import Net
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ from mnist_ignite.engine import (
     resolve_precision,
     select_device,
 )
-from mnist_ignite.model import Net
+from mnist_ignite.models.net import Net
 
 
 def _sync(device: torch.device) -> None:

@@ -135,7 +135,7 @@ class CheckpointPlugin(Plugin):
     def attach(self, ctx: RunContext) -> None:
         from ignite.engine import Events
 
-        from mnist_ignite.events import RunEvents
+        from mnist_ignite.plugins.events import RunEvents
 
         self.ctx = ctx
         self.directory = ctx.output_dir / "checkpoints"

@@ -33,7 +33,8 @@ def _commands_epilog() -> str:
 
 
 def _list_handlers() -> None:
-    from mnist_ignite.plugins import PluginLoadError, available_plugins, load_plugin_class
+    from mnist_ignite.plugins.api import PluginLoadError
+    from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
     for name in sorted(available_plugins()):
         try:
@@ -61,7 +62,8 @@ def _resume_command(argv: Sequence[str], output_dir: Path) -> str:
 
 def _plugin_command(argv: Sequence[str]) -> int | None:
     """``mnist-ignite NAME ...`` where handler NAME defines ``command(argv) -> int``."""
-    from mnist_ignite.plugins import PluginLoadError, available_plugins, load_plugin_class
+    from mnist_ignite.plugins.api import PluginLoadError
+    from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
     if not argv or argv[0].startswith("-") or argv[0] not in available_plugins():
         return None
@@ -75,7 +77,7 @@ def _plugin_command(argv: Sequence[str]) -> int | None:
 def _exit_code(err: BaseException) -> tuple[int, str] | None:
     """Exit code and message for the errors a user can cause; None for a bug (its traceback is shown)."""
     from mnist_ignite.files import CheckpointLoadError, OutputWriteError
-    from mnist_ignite.plugins import PluginError, PluginLoadError, StopTraining
+    from mnist_ignite.plugins.api import PluginError, PluginLoadError, StopTraining
     from mnist_ignite.rundir import RunDirError
 
     if isinstance(err, (ConfigError, PluginLoadError, RunDirError)):

@@ -21,39 +21,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from ignite.engine import Events
 
-from mnist_ignite.summary import summary  # the seed's show_summary() table, kept where it was
+from mnist_ignite.models.layers import summary
+from mnist_ignite.models.net import Net
 
 __all__ = ["Model", "Net", "summary"]
-
-
-class Net(nn.Module):
-    """ERA Session 5's CNN: four 3x3 convs, two max-pools, two linear layers (593,200 parameters).
-
-    Shapes: 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4, then 256*4*4 = 4096 -> 50 -> 10 log-probabilities.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=3)
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
-        self.conv3 = nn.Conv2d(64, 128, kernel_size=3)
-        self.conv4 = nn.Conv2d(128, 256, kernel_size=3)
-        self.fc1 = nn.Linear(4096, 50)
-        self.fc2 = nn.Linear(50, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the seed writes F.relu(x, 2): the 2 is `inplace`, not a threshold
-        x = F.relu(self.conv1(x), inplace=True)
-        x = F.relu(F.max_pool2d(self.conv2(x), 2), inplace=True)
-        x = F.relu(self.conv3(x), inplace=True)
-        x = F.relu(F.max_pool2d(self.conv4(x), 2), inplace=True)
-        x = x.reshape(-1, 4096)
-        x = F.relu(self.fc1(x), inplace=True)
-        x = self.fc2(x)
-        return F.log_softmax(x, dim=1)
 
 
 class Model:
@@ -99,7 +72,7 @@ class Model:
     ) -> None:
         from mnist_ignite.config.settings import Config
         from mnist_ignite.engine import select_device
-        from mnist_ignite.plugins import as_plugin
+        from mnist_ignite.plugins.loading import as_plugin
         from mnist_ignite.run import build_plugins, build_run, resolve_output_dir, validate
         from mnist_ignite.rundir import RunDir
 
@@ -204,7 +177,7 @@ class Model:
 
 
 def _finish(plugins: list[Any], rundir: Any) -> None:
-    from mnist_ignite.plugins import close_plugins
+    from mnist_ignite.plugins.loading import close_plugins
 
     close_plugins(plugins)
     if rundir is not None:
@@ -216,7 +189,7 @@ def _check_options(config: Any) -> None:
     import difflib
 
     from mnist_ignite.config.settings import ConfigError
-    from mnist_ignite.plugins import load_plugin_class
+    from mnist_ignite.plugins.loading import load_plugin_class
 
     known = {o.dest for spec in config.handlers for o in getattr(load_plugin_class(spec), "options", ())}
     for key in config.options:

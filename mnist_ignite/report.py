@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_ignite.files import save_json
-from mnist_ignite.plugins import RunContext
+from mnist_ignite.plugins.api import RunContext
 
 __all__ = ["StartupClock", "footer", "header", "process_seconds", "run_clock_base", "summarize", "write_results"]
 
@@ -77,7 +77,7 @@ def header(ctx: RunContext) -> str:
     """The lines printed before the first step."""
     c = ctx.config
     from mnist_ignite.engine import choose_precision
-    from mnist_ignite.summary import model_stats, stats_line
+    from mnist_ignite.models.layers import model_stats, stats_line
 
     precision = choose_precision(c.precision, ctx.device)
     lines = [

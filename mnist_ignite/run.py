@@ -41,19 +41,14 @@ from mnist_ignite.data import (
     read_mnist,
 )
 from mnist_ignite.engine import create_evaluator, create_trainer, finite_weights, resolve_precision, select_device
-from mnist_ignite.events import RunEvents
 from mnist_ignite.files import CheckpointLoadError, save_json, save_torch
 from mnist_ignite.history import History, make_record
-from mnist_ignite.models import build_model, check_model
-from mnist_ignite.plugins import (
-    PluginStates,
-    RunContext,
-    StopTraining,
-    attach_plugin,
-    build_plugin,
-    close_plugins,
-    load_plugin_class,
-)
+from mnist_ignite.models.registry import build_model, check_model
+from mnist_ignite.plugins.api import RunContext, StopTraining
+from mnist_ignite.plugins.events import RunEvents
+from mnist_ignite.plugins.guard import attach_plugin
+from mnist_ignite.plugins.loading import build_plugin, close_plugins, load_plugin_class
+from mnist_ignite.plugins.states import PluginStates
 from mnist_ignite.report import StartupClock, footer, header, run_clock_base, summarize, write_results
 from mnist_ignite.rundir import RunDir
 

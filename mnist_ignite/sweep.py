@@ -47,7 +47,8 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_ignite.config.settings import ConfigError, short_value
 from mnist_ignite.files import atomic_write, prepare_output_dir
 from mnist_ignite.log import PROG
-from mnist_ignite.plugins import PluginLoadError, RunContext, RunEvents, StopTraining
+from mnist_ignite.plugins.api import PluginLoadError, RunContext, StopTraining
+from mnist_ignite.plugins.events import RunEvents
 from mnist_ignite.sweep_file import SweepSpec, enabled_options, param_args, parse_trial
 
 __all__ = [

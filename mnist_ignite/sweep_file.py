@@ -29,7 +29,8 @@ from mnist_ignite.config.argv import SWITCHES, parse_config
 from mnist_ignite.config.settings import MAX_WORKERS, Config, ConfigError, check_value, settings
 from mnist_ignite.config.toml import load_toml
 from mnist_ignite.log import PROG
-from mnist_ignite.plugins import PluginLoadError, load_plugin_class
+from mnist_ignite.plugins.api import PluginLoadError
+from mnist_ignite.plugins.loading import load_plugin_class
 
 if TYPE_CHECKING:
     import optuna
@@ -461,7 +462,7 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
                 config = parse_trial([*spec.base_args(), *param_args(p.name, value, options)])
                 build_plugins(config)  # the handlers' own checks (e.g. 0 < gamma <= 1)
                 if p.name.startswith("model_args."):
-                    from mnist_ignite.models import build_model
+                    from mnist_ignite.models.registry import build_model
 
                     build_model(config.model, config.model_args)
             except PluginLoadError as err:

@@ -21,7 +21,7 @@ from mnist_ignite.engine import (
     create_trainer,
     resolve_precision,
 )
-from mnist_ignite.model import Net
+from mnist_ignite.models.net import Net
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,8 @@ from ignite.engine import Events
 from torch.utils.data import DataLoader, Subset
 
 from mnist_ignite import utils
-from mnist_ignite.model import Model, Net, summary
+from mnist_ignite.model import Model, summary
+from mnist_ignite.models.net import Net
 
 
 def test_net_has_the_seed_parameter_count() -> None:

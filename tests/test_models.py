@@ -157,7 +157,7 @@ def test_a_model_too_large_for_the_device(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Weights, gradients and momentum (3 copies: 7.1 MB for the seed Net) against 4 MB free."""
-    monkeypatch.setattr("mnist_ignite.models._free_bytes", lambda device: 4 * 2**20)
+    monkeypatch.setattr("mnist_ignite.models.registry._free_bytes", lambda device: 4 * 2**20)
     line = _refused(["--model", "seed"], tmp_path, capsys)
     assert "model 'seed' is too large for cpu" in line and "with gradients and momentum" in line
 

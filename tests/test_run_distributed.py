@@ -12,7 +12,7 @@ import torch
 
 from mnist_ignite.data import TensorEvalLoader, load_mnist
 from mnist_ignite.engine import create_evaluator, resolve_precision
-from mnist_ignite.model import Net
+from mnist_ignite.models.net import Net
 
 from conftest import ROOT, metrics, run_cli, small_args
 

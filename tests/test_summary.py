@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mnist_ignite.model import Net
 from mnist_ignite.model import summary as model_summary
-from mnist_ignite.summary import describe, format_table, model_stats, stats_line, summary
+from mnist_ignite.models.layers import describe, format_table, model_stats, stats_line, summary
+from mnist_ignite.models.net import Net
 
 
 def test_seed_net_rows_shapes_params_and_fields() -> None:

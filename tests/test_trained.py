@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mnist_ignite.files import CheckpointLoadError
-from mnist_ignite.model import Net
+from mnist_ignite.models.net import Net
 from mnist_ignite.trained import LogProbs, find_model_file, load_trained, run_dir_of
 
 from conftest import run_cli

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     from mnist_ignite.config.argv import parse_config
-    from mnist_ignite.plugins import PluginLoadError
+    from mnist_ignite.plugins.api import PluginLoadError
 
     try:
         mine, rest = _parser().parse_known_args(argv)
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     from mnist_ignite.engine import select_device
     from mnist_ignite.files import OutputWriteError, prepare_output_dir
     from mnist_ignite.lr_find import LRFindError, find_lr, write_results
-    from mnist_ignite.models import build_model, check_model
+    from mnist_ignite.models.registry import build_model, check_model
     from mnist_ignite.run import validate
 
     try:

@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from mnist_ignite.config.argv import parse_model_arg
-    from mnist_ignite.models import build_model, check_model
-    from mnist_ignite.summary import describe, format_table
+    from mnist_ignite.models.layers import describe, format_table
+    from mnist_ignite.models.registry import build_model, check_model
 
     try:
         model_args = dict(parse_model_arg(a) for a in args.model_arg)

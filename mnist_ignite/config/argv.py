@@ -126,7 +126,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = (), commands: str 
         g = parser.add_argument_group(f"handler {spec}", getattr(cls, "description", None))
         for opt in options:
             if opt.dest in core:
-                from mnist_ignite.plugins import PluginLoadError
+                from mnist_ignite.plugins.api import PluginLoadError
 
                 raise PluginLoadError(f"handler {spec!r}: option --{opt.name} clashes with a core option")
             kwargs: dict[str, Any] = {"dest": opt.dest, "default": opt.default, "help": opt.help or " "}
@@ -146,7 +146,7 @@ def _names(toml: dict[str, Any], key: str, path: str) -> list[str]:
 
 
 def _enabled_handlers(pre: argparse.Namespace, toml: dict[str, Any], path: str) -> list[str]:
-    from mnist_ignite.plugins import check_handler_name
+    from mnist_ignite.plugins.loading import check_handler_name
 
     names = list(DEFAULT_HANDLERS)
     changes = [(h, True) for h in _names(toml, "handlers", path)] + [
@@ -213,7 +213,7 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
 
     ``commands``: the subcommands listed by ``--help``.
     """
-    from mnist_ignite.plugins import load_plugin_class
+    from mnist_ignite.plugins.loading import load_plugin_class
 
     pre_parser = argparse.ArgumentParser(add_help=False)
     _selection_args(pre_parser)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mnist_ignite.config.settings import ConfigError
-from mnist_ignite.discovery import SpecError, registered, resolve
+from mnist_ignite.specs import SpecError, registered, resolve
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "mnist_ignite.models"
-BUILTIN_MODELS = {"seed": "mnist_ignite.model:Net"}
+BUILTIN_MODELS = {"seed": "mnist_ignite.models.net:Net"}
 
 
 class ModelError(ConfigError):

@@ -1,0 +1,122 @@
+"""Finding plugins: built-in names, ``mnist_ignite.handlers`` entry points, ``module:Attr`` and ``file.py:Attr``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mnist_ignite.errors import PluginLoadError
+from mnist_ignite.plugins.api import RunContext
+from mnist_ignite.specs import SpecError, check_name, registered, resolve
+
+__all__ = [
+    "BUILTINS",
+    "ENTRY_POINT_GROUP",
+    "as_plugin",
+    "available_plugins",
+    "build_plugin",
+    "check_handler_name",
+    "close_plugins",
+    "load_plugin_class",
+]
+
+
+ENTRY_POINT_GROUP = "mnist_ignite.handlers"
+
+
+# Built-ins, used when the project runs from a checkout without its entry points installed.
+BUILTINS: dict[str, str] = {
+    "lr_schedule": "mnist_ignite.handlers.lr_schedule:LRSchedulePlugin",
+    "checkpoint": "mnist_ignite.handlers.checkpoint:CheckpointPlugin",
+    "history": "mnist_ignite.handlers.history:HistoryPlugin",
+    "progress": "mnist_ignite.handlers.progress:ProgressPlugin",
+    "early_stopping": "mnist_ignite.handlers.early_stopping:EarlyStoppingPlugin",
+    "nan_guard": "mnist_ignite.handlers.nan_guard:NanGuardPlugin",
+    "time_limit": "mnist_ignite.handlers.time_limit:TimeLimitPlugin",
+    "plots": "mnist_ignite.handlers.plots:PlotsPlugin",
+    "visdom": "mnist_ignite.handlers.visdom_monitor:VisdomPlugin",
+    "tensorboard": "mnist_ignite.handlers.tensorboard:TensorBoardPlugin",
+    "mlflow": "mnist_ignite.handlers.mlflow:MLflowPlugin",
+}
+
+
+def available_plugins() -> dict[str, str]:
+    """Name -> ``module:attr`` for built-ins and installed entry points (entry points win)."""
+    return registered(BUILTINS, ENTRY_POINT_GROUP)
+
+
+def check_handler_name(spec: str) -> None:
+    """Refuse a handler name that is neither known nor a ``module:Attr`` / ``file.py:Attr`` spec."""
+    try:
+        check_name(spec, available_plugins(), "handler")
+    except SpecError as err:
+        raise PluginLoadError(str(err)) from None
+
+
+def load_plugin_class(spec: str) -> type:
+    """Resolve ``NAME``, ``package.module:Attr`` or ``path/to/file.py:Attr`` to a plugin class."""
+    try:
+        obj = resolve(spec, available_plugins(), "handler")
+    except SpecError as err:
+        raise PluginLoadError(str(err)) from None
+    if inspect.isfunction(obj):
+        return _function_plugin(obj)
+    if not inspect.isclass(obj) or not callable(getattr(obj, "attach", None)):
+        target = available_plugins().get(spec, spec)
+        raise PluginLoadError(
+            f"handler {spec!r}: {target} is not a plugin (a class with attach(ctx), or a function attach(ctx))"
+        )
+    return obj
+
+
+def _function_plugin(func: Callable[[RunContext], None]) -> type:
+    """A plugin class around a plain ``attach(ctx)`` function (Ignite takes any callable as a handler)."""
+    doc = (func.__doc__ or "").strip().splitlines()
+    return type(
+        func.__name__,
+        (),
+        {"name": func.__name__, "description": doc[0] if doc else "", "attach": staticmethod(func)},
+    )
+
+
+def as_plugin(obj: Any) -> Any:
+    """A ready plugin object as it is, or a plain ``attach(ctx)`` function made into one."""
+    if callable(getattr(obj, "attach", None)):
+        return obj
+    if inspect.isfunction(obj):
+        return _function_plugin(obj)()
+    raise PluginLoadError(f"{obj!r} is not a plugin (an object with attach(ctx), or a function attach(ctx))")
+
+
+def build_plugin(spec: str, cls: type, values: dict[str, Any]) -> Any:
+    """Instantiate ``cls`` with its options; a refusal (bad value, missing package) is a :class:`PluginLoadError`."""
+    try:
+        plugin = cls(**values)
+    except Exception as err:
+        raise PluginLoadError(f"handler {spec!r}: {err}") from None
+    if not getattr(plugin, "name", None):
+        plugin.name = spec  # type: ignore[attr-defined]
+    return plugin
+
+
+def close_plugins(plugins: Sequence[Any]) -> None:
+    """Call each plugin's optional ``close()`` once the run has ended, succeeded or failed (last attached first).
+
+    The core does this in a ``finally`` instead of plugins listening to ``Events.EXCEPTION_RAISED``: a
+    handler on that event makes Ignite swallow the exception. A failing ``close()`` warns, naming the
+    plugin, and never hides the run's own error.
+    """
+    for plugin in reversed(list(plugins)):
+        close = getattr(plugin, "close", None)
+        if not callable(close):
+            continue
+        try:
+            close()
+        except Exception as err:  # cleanup must not mask the run's outcome
+            print(
+                f"mnist-ignite: warning: handler {plugin.name!r}: close failed: {type(err).__name__}: {err}",
+                file=sys.stderr,
+                flush=True,
+            )
