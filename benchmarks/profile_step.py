@@ -17,7 +17,9 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mnist_ignite.engine import PRECISIONS, LossScaler, TrainStep, resolve_precision, select_device
+from mnist_ignite.config.settings import PRECISIONS
+from mnist_ignite.core.device import resolve_precision, select_device
+from mnist_ignite.core.step import LossScaler, TrainStep
 from mnist_ignite.models.net import Net
 
 

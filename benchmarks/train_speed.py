@@ -34,24 +34,17 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mnist_ignite.data import (
+from mnist_ignite.config.settings import PRECISIONS, default_data_dir
+from mnist_ignite.core.data import (
     TensorTrainLoader,
-    default_data_dir,
     get_train_transforms,
     load_mnist,
     make_torchvision_loader,
     read_mnist,
 )
-from mnist_ignite.engine import (
-    PRECISIONS,
-    GraphedTrainStep,
-    LossScaler,
-    TrainStep,
-    choose_precision,
-    create_trainer,
-    resolve_precision,
-    select_device,
-)
+from mnist_ignite.core.device import choose_precision, resolve_precision, select_device
+from mnist_ignite.core.engines import create_trainer
+from mnist_ignite.core.step import GraphedTrainStep, LossScaler, TrainStep
 from mnist_ignite.models.net import Net
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.files import CheckpointLoadError, load_tensors, save_torch
+from mnist_ignite.core.files import CheckpointLoadError, load_tensors, save_torch
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 if TYPE_CHECKING:  # Ignite and torch load when a run starts, not for --help
@@ -191,7 +191,7 @@ class CheckpointPlugin(Plugin):
     def _save_last(self, engine: Engine) -> None:
         """Save unless this iteration is already saved (epoch end that is also an every-N step)."""
         assert self.last is not None
-        from mnist_ignite.engine import finite_weights
+        from mnist_ignite.core.engines import finite_weights
 
         if not finite_weights(self.to_save["model"]):
             warnings.warn(

@@ -10,8 +10,8 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.files import atomic_write, save_json
-from mnist_ignite.history import RECORD_KEYS
+from mnist_ignite.core.files import atomic_write, save_json
+from mnist_ignite.core.history import RECORD_KEYS
 from mnist_ignite.plugins import Plugin, RunContext
 
 if TYPE_CHECKING:

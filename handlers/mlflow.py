@@ -189,7 +189,7 @@ class MLflowPlugin(TrackerPlugin):
         """End of the run (called by the core): artifacts, the run's status, then wait for the queue (bounded)."""
         if self.pool is None:
             return
-        from mnist_ignite.engine import finite_weights
+        from mnist_ignite.core.engines import finite_weights
 
         weights = None
         model = self.ctx.model

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.files import atomic_write
+from mnist_ignite.core.files import atomic_write
 from mnist_ignite.plugins import Plugin, RunContext
 
 if TYPE_CHECKING:  # matplotlib, torch and Ignite load when a run starts, not for --help
@@ -40,8 +40,8 @@ class PlotsPlugin(Plugin):
         from ignite.engine import Events
         from ignite.metrics import ConfusionMatrix
 
-        from mnist_ignite.engine import MisclassifiedSamples
-        from mnist_ignite.figures import in_notebook
+        from mnist_ignite.core.engines import MisclassifiedSamples
+        from mnist_ignite.reporting.figures import in_notebook
 
         self.ctx = ctx
         self.dir = ctx.output_dir / "plots"
@@ -83,7 +83,7 @@ class PlotsPlugin(Plugin):
             self.pool.submit(safe)
 
     def _save(self, fig: Figure, name: str) -> bytes:
-        from mnist_ignite.figures import figure_png
+        from mnist_ignite.reporting.figures import figure_png
 
         png = figure_png(fig, dpi=DPI)
         atomic_write(self.dir / name, lambda f: f.write(png))
@@ -100,12 +100,12 @@ class PlotsPlugin(Plugin):
             self.pool.shutdown(wait=True)
 
     def samples(self, _: Engine) -> None:
-        from mnist_ignite.data import preview
+        from mnist_ignite.core.data import preview
 
         self._draw(self._save_grid, *preview(self.ctx.train_data), "samples.png", None)
 
     def _save_grid(self, images: Any, titles: list[str], name: str, figsize: Any) -> None:
-        from mnist_ignite.figures import image_grid
+        from mnist_ignite.reporting.figures import image_grid
 
         self._save(image_grid(images, titles, figsize=figsize), name)
 
@@ -113,7 +113,7 @@ class PlotsPlugin(Plugin):
         self._draw(self._save_metrics, [dict(r) for r in self.ctx.history.rows])
 
     def _save_metrics(self, rows: list[dict[str, Any]]) -> None:
-        from mnist_ignite.figures import metrics_figure
+        from mnist_ignite.reporting.figures import metrics_figure
 
         png = self._save(metrics_figure(rows), "metrics.png")
         if self.notebook:  # one output, replaced each epoch, showing the very PNG on disk
@@ -126,12 +126,12 @@ class PlotsPlugin(Plugin):
 
     def final(self, _: Engine) -> None:
         if self.wrong.true:
-            from mnist_ignite.data import denormalize
+            from mnist_ignite.core.data import denormalize
 
             images = denormalize(self.wrong.images)
             self._draw(self._save_grid, images, self.wrong.titles(), "misclassified.png", (10, 8))
         matrix = self.ctx.evaluator.state.metrics.get("confusion_matrix")
         if matrix is not None:
-            from mnist_ignite.figures import confusion_matrix_figure
+            from mnist_ignite.reporting.figures import confusion_matrix_figure
 
             self._draw(lambda m: self._save(confusion_matrix_figure(m), "confusion_matrix.png"), matrix.cpu())

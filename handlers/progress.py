@@ -46,7 +46,7 @@ class ProgressPlugin(Plugin):
     def attach(self, ctx: RunContext) -> None:
         from ignite.engine import Events
 
-        from mnist_ignite.figures import in_notebook
+        from mnist_ignite.reporting.figures import in_notebook
 
         self.bar: tqdm | None = None
         self.notebook = in_notebook()

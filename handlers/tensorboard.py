@@ -85,7 +85,7 @@ class TensorBoardPlugin(TrackerPlugin):
         writer.file_writer.add_summary(start)
         text = json.dumps(settings, indent=1).replace("\n", "\n    ")
         writer.add_text("config", "    " + text, step)
-        from mnist_ignite.data import preview
+        from mnist_ignite.core.data import preview
 
         images, labels = preview(self.ctx.train_data)
         writer.add_images("samples", images, step)

@@ -226,8 +226,8 @@ class VisdomPlugin(Plugin):
         import torch
         from ignite.engine import Events
 
-        import mnist_ignite.figures  # noqa: F401 - what _grid draws with, on the worker thread
-        from mnist_ignite.engine import MisclassifiedSamples
+        import mnist_ignite.reporting.figures  # noqa: F401 - what _grid draws with, on the worker thread
+        from mnist_ignite.core.engines import MisclassifiedSamples
 
         self.ctx = ctx
         if not ctx.is_main_process:
@@ -270,7 +270,7 @@ class VisdomPlugin(Plugin):
         rows = (len(titles) + 3) // 4
 
         def render() -> Any:
-            from mnist_ignite.figures import image_grid  # loaded by attach
+            from mnist_ignite.reporting.figures import image_grid
 
             fig = image_grid(images, titles, rows=rows, cols=4, figsize=(4.4, 1.25 * rows + 0.45))
             for ax in fig.axes:
@@ -286,7 +286,7 @@ class VisdomPlugin(Plugin):
 
     def started(self, engine: Engine) -> None:
         """Create the windows in page order: curves, images, settings."""
-        from mnist_ignite.data import preview
+        from mnist_ignite.core.data import preview
 
         fresh = engine.state.iteration == 0
         rows = self.ctx.history.rows if self.ctx.history is not None else []
@@ -321,7 +321,7 @@ class VisdomPlugin(Plugin):
         self._line("loss", [e], [[r["train_loss"], r["test_loss"]]])
         self._line("accuracy", [e], [[r["train_acc"], r["test_acc"]]])
         if self.wrong.true:
-            from mnist_ignite.data import denormalize
+            from mnist_ignite.core.data import denormalize
 
             images = denormalize(self.wrong.images)
             self._grid("misclassified", images, self.wrong.titles(), f"epoch {e}: wrong test predictions, true / pred")

@@ -76,9 +76,9 @@ def _plugin_command(argv: Sequence[str]) -> int | None:
 
 def _exit_code(err: BaseException) -> tuple[int, str] | None:
     """Exit code and message for the errors a user can cause; None for a bug (its traceback is shown)."""
-    from mnist_ignite.files import CheckpointLoadError, OutputWriteError
+    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError
+    from mnist_ignite.core.rundir import RunDirError
     from mnist_ignite.plugins.api import PluginError, PluginLoadError, StopTraining
-    from mnist_ignite.rundir import RunDirError
 
     if isinstance(err, (ConfigError, PluginLoadError, RunDirError)):
         return 2, f"{PROG}: error: {err}"
@@ -91,8 +91,8 @@ def _exit_code(err: BaseException) -> tuple[int, str] | None:
     if isinstance(err, StopTraining):
         return err.exit_code, f"{PROG}: stopped: {err}"
     # these modules need torch: only a run (or a command) that already loaded it gets here
-    from mnist_ignite.data import DataError
-    from mnist_ignite.run import Interrupted
+    from mnist_ignite.core.data import DataError
+    from mnist_ignite.core.launch import Interrupted
 
     if isinstance(err, DataError):
         return 1, f"{PROG}: error: {err}"
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
 
             run_repeats(config, plugins)
         else:
-            from mnist_ignite.run import train
+            from mnist_ignite.core.launch import train
 
             train(config, plugins)
         return 0

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 from mnist_ignite.config.settings import Config, flat_settings, short_value
-from mnist_ignite.figures import new_figure
+from mnist_ignite.reporting.figures import new_figure
 
 __all__ = [
     "Entry",

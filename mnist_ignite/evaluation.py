@@ -15,10 +15,10 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.metrics import ConfusionMatrix, Fbeta, Precision, Recall
 
-from mnist_ignite.data import TensorEvalLoader
-from mnist_ignite.engine import create_evaluator
-from mnist_ignite.figures import confusion_matrix_figure, image_grid, save_figure
-from mnist_ignite.files import save_json
+from mnist_ignite.core.data import TensorEvalLoader
+from mnist_ignite.core.engines import create_evaluator
+from mnist_ignite.core.files import save_json
+from mnist_ignite.reporting.figures import confusion_matrix_figure, image_grid, save_figure
 from mnist_ignite.trained import TrainedModel
 
 __all__ = ["PerImageLosses", "evaluate", "most_confused", "write_report"]

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnist_ignite.data import normalize
+from mnist_ignite.core.data import normalize
+from mnist_ignite.core.files import CheckpointLoadError
 from mnist_ignite.exporting import export_format, load_exported
-from mnist_ignite.files import CheckpointLoadError
 from mnist_ignite.trained import load_trained
 
 __all__ = ["Classifier", "MissingExtraError", "load_classifier", "onnx_classifier", "predict"]

@@ -5,7 +5,7 @@ records the smoothed loss, stops once the loss passes ``diverge_th`` times its b
 the lr halfway along the longest stretch where the loss keeps falling (fastai's "valley"). Model,
 optimizer and trainer get back the state they had before the search (the finder restores them).
 
-:func:`find_lr` builds the run exactly as training would (:func:`mnist_ignite.run.build_run`,
+:func:`find_lr` builds the run exactly as training would (:func:`mnist_ignite.core.launch.build_run`,
 without plugins): same model, SGD momentum, batch size, pipeline, augmentation, precision.
 :func:`lr_range_test` runs the search on any trainer built by that run-builder.
 torch and Ignite load inside the functions, so ``lr-find --help`` reads the defaults without them.
@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.config.settings import Config
-from mnist_ignite.files import save_json
+from mnist_ignite.core.files import save_json
 
 if TYPE_CHECKING:
     import torch
     from ignite.engine import Engine
 
-    from mnist_ignite.data import TensorTrainLoader
+    from mnist_ignite.core.data import TensorTrainLoader
 
 __all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_range_test", "valley", "write_results"]
 
@@ -136,7 +136,7 @@ def lr_range_test(
     model and optimizer may hold any state (trained weights, momentum buffers).
 
     Args:
-        trainer: a fresh trainer from :func:`mnist_ignite.engine.create_trainer` (its output has ``loss``).
+        trainer: a fresh trainer from :func:`mnist_ignite.core.engines.create_trainer` (its output has ``loss``).
         model: the trained module (its weights and buffers are restored afterwards).
         optimizer: its optimizer (state and lr restored afterwards).
         data: training batches; repeated for as many epochs as ``num_iter`` needs.
@@ -151,7 +151,7 @@ def lr_range_test(
     """
     from ignite.handlers import FastaiLRFinder
 
-    from mnist_ignite.data import TensorTrainLoader
+    from mnist_ignite.core.data import TensorTrainLoader
 
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
@@ -224,15 +224,15 @@ def find_lr(
     """The range test for ``config``'s model, data, batch size, pipeline and precision (one process).
 
     Seeds with ``config.seed``, reads the training data, builds the run with
-    :func:`mnist_ignite.run.build_run` and no plugins, and searches. ``config.lr`` plays no part
+    :func:`mnist_ignite.core.launch.build_run` and no plugins, and searches. ``config.lr`` plays no part
     (the schedule sets every lr). ``net`` (default: ``config.model`` built afresh) comes back
     with the weights it had. No file is written. The global RNG state moves: seed again before
     training.
     """
     from ignite.utils import manual_seed
 
-    from mnist_ignite.engine import select_device
-    from mnist_ignite.run import _build_data, build_run
+    from mnist_ignite.core.device import select_device
+    from mnist_ignite.core.launch import _build_data, build_run
 
     device = select_device(config.device)
     # the evaluation that runs at an epoch end is not part of the search: one test image keeps it trivial
@@ -255,7 +255,7 @@ def find_lr(
 
 def figure(result: LRFindResult, title: str) -> Any:
     """Smoothed loss against lr on a log axis, the suggestion marked."""
-    from mnist_ignite.figures import new_figure
+    from mnist_ignite.reporting.figures import new_figure
 
     fig = new_figure(figsize=(7, 4.5))
     ax = fig.add_subplot(1, 1, 1)
@@ -276,7 +276,7 @@ def figure(result: LRFindResult, title: str) -> Any:
 
 def write_results(result: LRFindResult, config: Config, out: Path) -> list[Path]:
     """``lr_find.json`` (the curve and the settings it was measured with) and ``lr_find.png``."""
-    from mnist_ignite.figures import save_figure
+    from mnist_ignite.reporting.figures import save_figure
 
     settings = {
         k: getattr(config, k)

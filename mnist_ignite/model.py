@@ -32,7 +32,7 @@ __all__ = ["Model", "Net", "summary"]
 class Model:
     """The seed's ``Model``: SGD + StepLR(15, 0.1) on the Net, one epoch per ``train()``/``test()``.
 
-    A face over the same run-builder as the CLI (:func:`mnist_ignite.run.build_run`): the same
+    A face over the same run-builder as the CLI (:func:`mnist_ignite.core.launch.build_run`): the same
     engines, evaluation record, history and plugins (``lr_schedule`` and ``progress`` by default;
     ``plots``, ``history``, ``checkpoint``, ``early_stopping``, ``visdom`` ... work the same way),
     over any loaders the caller builds.
@@ -71,10 +71,10 @@ class Model:
         **options: Any,
     ) -> None:
         from mnist_ignite.config.settings import Config
-        from mnist_ignite.engine import select_device
+        from mnist_ignite.core.device import select_device
+        from mnist_ignite.core.launch import build_plugins, build_run, resolve_output_dir, validate
+        from mnist_ignite.core.rundir import RunDir
         from mnist_ignite.plugins.loading import as_plugin
-        from mnist_ignite.run import build_plugins, build_run, resolve_output_dir, validate
-        from mnist_ignite.rundir import RunDir
 
         self.train_loader = train_loader
         self.test_loader = test_loader

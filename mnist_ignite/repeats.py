@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mnist_ignite.config.settings import Config, _seed_list
-from mnist_ignite.files import save_json
-from mnist_ignite.rundir import RunDir
+from mnist_ignite.core.files import save_json
+from mnist_ignite.core.rundir import RunDir
 
 __all__ = ["run_repeats", "seeds_of", "summarize_seeds"]
 
@@ -78,7 +78,7 @@ def _table(summary: dict[str, Any]) -> str:
 
 def run_repeats(config: Config, plugins: Sequence[Any] = ()) -> dict[str, Any]:
     """Train ``config`` once per seed, each in OUTPUT/seed-S; write OUTPUT/summary.json and print the table."""
-    from mnist_ignite.run import resolve_output_dir, train, validate
+    from mnist_ignite.core.launch import resolve_output_dir, train, validate
 
     validate(config)
     parent = RunDir(resolve_output_dir(config), resume=bool(config.resume), overwrite=config.overwrite)

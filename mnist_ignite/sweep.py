@@ -1,7 +1,7 @@
 """Hyperparameter sweeps on Optuna: the study, its workers and its results; each trial an ordinary run folder.
 
 The sweep file and each trial's command line come from :mod:`mnist_ignite.sweep_file`. The core
-(:func:`mnist_ignite.run.train`) runs a trial in ``SWEEP_DIR/trial-NNNN``, with one extra plugin,
+(:func:`mnist_ignite.core.launch.train`) runs a trial in ``SWEEP_DIR/trial-NNNN``, with one extra plugin,
 :class:`TrialReporter`, that reports each epoch's test accuracy to Optuna and ends a pruned trial
 cleanly (the folder is a complete run that ``compare``, ``evaluate`` and ``--resume auto`` accept).
 
@@ -45,7 +45,7 @@ from ignite.engine import Engine
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_ignite.config.settings import ConfigError, short_value
-from mnist_ignite.files import atomic_write, prepare_output_dir
+from mnist_ignite.core.files import atomic_write, prepare_output_dir
 from mnist_ignite.log import PROG
 from mnist_ignite.plugins.api import PluginLoadError, RunContext, StopTraining
 from mnist_ignite.plugins.events import RunEvents
@@ -399,7 +399,7 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
 def _objective(
     spec: SweepSpec, options: dict[str, Any], release: Callable[[], None]
 ) -> Callable[[optuna.Trial], float]:
-    from mnist_ignite.run import Interrupted, train
+    from mnist_ignite.core.launch import Interrupted, train
 
     def objective(trial: optuna.Trial) -> float:
         release()  # the trial exists (RUNNING): other workers count it from now on
@@ -530,7 +530,7 @@ def _worker_main(job: WorkerJob) -> None:
 
 
 def _run_guarded(job: WorkerJob) -> int:
-    from mnist_ignite.run import Interrupted
+    from mnist_ignite.core.launch import Interrupted
 
     try:
         return run_worker(job)
@@ -616,7 +616,7 @@ def _claim_folder(spec: SweepSpec) -> Path:
 
 def _check_data(spec: SweepSpec) -> None:
     """Read (or download, once) MNIST before the workers start, so they never download it at the same time."""
-    from mnist_ignite.data import read_mnist
+    from mnist_ignite.core.data import read_mnist
 
     config = parse_trial(spec.base_args())
     for train in (True, False):

@@ -398,7 +398,7 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
     (:func:`parse_config`, the handlers' constructors, and the model's for model arguments) before
     anything runs.
     """
-    from mnist_ignite.run import build_plugins
+    from mnist_ignite.core.launch import build_plugins
 
     path = Path(path)
     data = load_toml(path, "sweep file")

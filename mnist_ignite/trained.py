@@ -2,7 +2,7 @@
 
 The commands that use a trained model (``evaluate``, ``predict``, ``export``) all start here, so
 they agree on which file a run folder means, which model it holds and what it outputs. Files are
-read with :func:`mnist_ignite.files.load_tensors` (weights only: a file can never run code). The
+read with :func:`mnist_ignite.core.files.load_tensors` (weights only: a file can never run code). The
 model is rebuilt from the run's ``config.json`` (``model`` spec and ``model_args``, the seed's
 ``Net`` when absent) through :func:`build_model`, the one place that knows how models are made.
 Whatever the model returns (logits or log-probabilities), :class:`LogProbs` turns it into
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_ignite import models
+from mnist_ignite.core.files import CheckpointLoadError, load_tensors
 from mnist_ignite.exporting import export_format
-from mnist_ignite.files import CheckpointLoadError, load_tensors
 
 __all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
 

@@ -6,8 +6,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets
 
-from mnist_ignite.data import default_data_dir, get_test_transforms, get_train_transforms, load_mnist
-from mnist_ignite.figures import plot_model_results, plot_train_data
+from mnist_ignite.config.settings import default_data_dir
+from mnist_ignite.core.data import get_test_transforms, get_train_transforms, load_mnist
+from mnist_ignite.reporting.figures import plot_model_results, plot_train_data
 
 __all__ = [
     "get_test_transforms",

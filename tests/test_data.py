@@ -10,7 +10,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from mnist_ignite.data import (
+from mnist_ignite.core.data import (
     MAX_ANGLE,
     MNIST_MEAN,
     MNIST_STD,
@@ -53,7 +53,7 @@ def test_idx_files_read_straight_into_tensors_equal_torchvisions_dataset(data_di
 
 def test_the_tensor_pipeline_never_imports_torchvision(data_dir: str) -> None:
     code = (
-        "import sys, torch; from mnist_ignite.data import read_mnist, TensorTrainLoader; "
+        "import sys, torch; from mnist_ignite.core.data import read_mnist, TensorTrainLoader; "
         f"d = read_mnist({data_dir!r}, True, download=False); "
         "next(iter(TensorTrainLoader(d.data[:64], d.targets[:64], 32, 0, torch.device('cpu')))); "
         "print('torchvision' in sys.modules)"

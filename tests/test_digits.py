@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_ignite.data import load_mnist
+from mnist_ignite.core.data import load_mnist
 from mnist_ignite.digits import DigitImageError, find_images, load_digit, to_mnist
 
 

@@ -12,15 +12,10 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from torch import nn
 
-from mnist_ignite.data import TensorTrainLoader, read_mnist
-from mnist_ignite.engine import (
-    GraphedTrainStep,
-    LossScaler,
-    TrainStep,
-    choose_precision,
-    create_trainer,
-    resolve_precision,
-)
+from mnist_ignite.core.data import TensorTrainLoader, read_mnist
+from mnist_ignite.core.device import choose_precision, resolve_precision
+from mnist_ignite.core.engines import create_trainer
+from mnist_ignite.core.step import GraphedTrainStep, LossScaler, TrainStep
 from mnist_ignite.models.net import Net
 
 CPU = torch.device("cpu")

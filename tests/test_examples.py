@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mnist_ignite.cli import main
-from mnist_ignite.files import load_tensors
+from mnist_ignite.core.files import load_tensors
 
 from conftest import ROOT, metrics, small_args
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mnist_ignite.cli import main
-from mnist_ignite.files import OutputWriteError, atomic_write, load_tensors, save_json
+from mnist_ignite.core.files import OutputWriteError, atomic_write, load_tensors, save_json
 
 from conftest import small_args
 
@@ -38,7 +38,7 @@ def test_disk_full_is_a_clear_error(tmp_path: Path) -> None:
 def test_disk_full_during_a_run_keeps_the_previous_checkpoint(
     data_dir: str, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import mnist_ignite.files as files
+    import mnist_ignite.core.files as files
 
     real, calls = files.atomic_write, []
 

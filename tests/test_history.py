@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mnist_ignite.history import History
+from mnist_ignite.core.history import History
 
 
 def row(epoch: int, acc: float) -> dict[str, float]:

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from ignite.engine import Events
 
 from mnist_ignite.config.settings import Config
-from mnist_ignite.engine import select_device
+from mnist_ignite.core.device import select_device
+from mnist_ignite.core.launch import _build_data, build_run
 from mnist_ignite.lr_find import LRFindError, find_lr, lr_range_test, valley
 from mnist_ignite.models.registry import build_model
-from mnist_ignite.run import _build_data, build_run
 
 from conftest import ROOT
 

@@ -158,7 +158,7 @@ def test_the_facade_refuses_a_named_folder_that_holds_a_run_and_typos_in_options
     loaders: tuple[DataLoader, DataLoader], tmp_path: Path
 ) -> None:
     from mnist_ignite.config.settings import ConfigError
-    from mnist_ignite.rundir import RunDirError
+    from mnist_ignite.core.rundir import RunDirError
 
     first = Model(*loaders, device="cpu", handlers=["checkpoint", "history"], output_dir=tmp_path)
     first.train()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
-from mnist_ignite.files import load_tensors
+from mnist_ignite.core.files import load_tensors
 
 from conftest import ROOT, metrics, run_cli, small_args
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_ignite.data import TensorEvalLoader, load_mnist
-from mnist_ignite.engine import create_evaluator, resolve_precision
+from mnist_ignite.core.data import TensorEvalLoader, load_mnist
+from mnist_ignite.core.device import resolve_precision
+from mnist_ignite.core.engines import create_evaluator
 from mnist_ignite.models.net import Net
 
 from conftest import ROOT, metrics, run_cli, small_args

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
-from mnist_ignite.rundir import LOCK, RunDir, RunDirError
+from mnist_ignite.core.rundir import LOCK, RunDir, RunDirError
 
 from conftest import metrics, run_cli, small_args
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_ignite.files import CheckpointLoadError
+from mnist_ignite.core.files import CheckpointLoadError
 from mnist_ignite.models.net import Net
 from mnist_ignite.trained import LogProbs, find_model_file, load_trained, run_dir_of
 

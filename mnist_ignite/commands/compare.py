@@ -43,8 +43,8 @@ def main(argv: list[str]) -> int:
         table_csv,
         table_markdown,
     )
-    from mnist_ignite.figures import save_figure
-    from mnist_ignite.files import OutputWriteError, atomic_write, prepare_output_dir
+    from mnist_ignite.core.files import OutputWriteError, atomic_write, prepare_output_dir
+    from mnist_ignite.reporting.figures import save_figure
 
     paths = [Path(p) for p in args.runs]
     missing = [os.fspath(p) for p in paths if not p.exists()]

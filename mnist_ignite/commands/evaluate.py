@@ -55,10 +55,10 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.top < 0 or args.batch_size < 1 or (args.max_samples is not None and args.max_samples < 1):
         return error("--top must be >= 0, --batch-size and --max-samples >= 1", 2)
-    from mnist_ignite.data import DataError, read_test_images
-    from mnist_ignite.engine import select_device
+    from mnist_ignite.core.data import DataError, read_test_images
+    from mnist_ignite.core.device import select_device
+    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
     from mnist_ignite.evaluation import evaluate, write_report
-    from mnist_ignite.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
     from mnist_ignite.trained import load_trained
 
     try:

@@ -56,9 +56,9 @@ def main(argv: list[str]) -> int:
         return error("--check-samples must be >= 1 and --tolerance >= 0", 2)
     if args.format != "onnx" and (args.opset is not None or not args.dynamo):
         return error("--opset and --no-dynamo apply to --format onnx only", 2)
-    from mnist_ignite.data import DataError, normalize, read_test_images
+    from mnist_ignite.core.data import DataError, normalize, read_test_images
+    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError, atomic_write, prepare_output_dir
     from mnist_ignite.exporting import ExportError, check_parity, export_model, load_exported, onnx_opsets
-    from mnist_ignite.files import CheckpointLoadError, OutputWriteError, atomic_write, prepare_output_dir
     from mnist_ignite.inference import MissingExtraError
     from mnist_ignite.trained import load_trained
 

@@ -64,12 +64,12 @@ def main(argv: list[str]) -> int:
         return error(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})", 2)
     if mine.num_iter < MIN_ITER:
         return error(f"--num-iter must be >= {MIN_ITER}, got {mine.num_iter}", 2)
-    from mnist_ignite.data import DataError
-    from mnist_ignite.engine import select_device
-    from mnist_ignite.files import OutputWriteError, prepare_output_dir
+    from mnist_ignite.core.data import DataError
+    from mnist_ignite.core.device import select_device
+    from mnist_ignite.core.files import OutputWriteError, prepare_output_dir
+    from mnist_ignite.core.launch import validate
     from mnist_ignite.lr_find import LRFindError, find_lr, write_results
     from mnist_ignite.models.registry import build_model, check_model
-    from mnist_ignite.run import validate
 
     try:
         validate(config)

@@ -40,7 +40,7 @@ def _save_png(path: Path, digit: torch.Tensor) -> None:
     import torch
     from PIL import Image
 
-    from mnist_ignite.files import atomic_write
+    from mnist_ignite.core.files import atomic_write
 
     pixels = (digit.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     buffer = io.BytesIO()
@@ -69,9 +69,9 @@ def main(argv: list[str]) -> int:
         return error(f"--top must be between 1 and 10, got {args.top}", 2)
     import torch
 
+    from mnist_ignite.core.device import select_device
+    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
     from mnist_ignite.digits import IMAGE_SUFFIXES, DigitImageError, find_images, load_digit
-    from mnist_ignite.engine import select_device
-    from mnist_ignite.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
     from mnist_ignite.inference import MissingExtraError, load_classifier, predict
 
     if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:

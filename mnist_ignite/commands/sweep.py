@@ -55,8 +55,8 @@ def main(argv: list[str]) -> int:
     except ImportError:
         return error("the sweep command needs Optuna: pip install 'mnist-ignite[sweep]'", 2)
     from mnist_ignite.config.settings import ConfigError
-    from mnist_ignite.data import DataError
-    from mnist_ignite.files import OutputWriteError
+    from mnist_ignite.core.data import DataError
+    from mnist_ignite.core.files import OutputWriteError
     from mnist_ignite.sweep import StorageError, run_sweep
     from mnist_ignite.sweep_file import load_spec
 

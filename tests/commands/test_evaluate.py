@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mnist_ignite.commands.evaluate import main
-from mnist_ignite.data import load_mnist, normalize
+from mnist_ignite.core.data import load_mnist, normalize
 from mnist_ignite.evaluation import most_confused
 from mnist_ignite.trained import load_trained
 

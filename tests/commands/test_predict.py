@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from mnist_ignite.commands import evaluate, export, predict
-from mnist_ignite.data import load_mnist, normalize
+from mnist_ignite.core.data import load_mnist, normalize
 from mnist_ignite.digits import load_digit
 from mnist_ignite.trained import load_trained
 

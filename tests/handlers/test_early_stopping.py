@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from mnist_ignite.cli import main
-from mnist_ignite.files import load_tensors
+from mnist_ignite.core.files import load_tensors
 
 from conftest import metrics, small_args
 

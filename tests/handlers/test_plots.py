@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from mnist_ignite.cli import main
-from mnist_ignite.figures import confusion_matrix_figure, in_notebook, metrics_figure
+from mnist_ignite.reporting.figures import confusion_matrix_figure, in_notebook, metrics_figure
 
 from conftest import metrics, small_args
 

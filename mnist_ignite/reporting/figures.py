@@ -19,7 +19,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mnist_ignite.files import atomic_write
+from mnist_ignite.core.files import atomic_write
 
 __all__ = [
     "confusion_matrix_figure",

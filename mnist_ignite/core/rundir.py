@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from mnist_ignite.files import OutputWriteError
+from mnist_ignite.core.files import OutputWriteError
 
 __all__ = ["RUN_FILES", "RunDir", "RunDirError"]
 

@@ -30,7 +30,7 @@ from ignite.engine import Engine, Events
 from ignite.utils import manual_seed
 
 from mnist_ignite.config.settings import Config, ConfigError, check_settings
-from mnist_ignite.data import (
+from mnist_ignite.core.data import (
     DataError,
     TensorEvalLoader,
     TensorTrainLoader,
@@ -40,17 +40,19 @@ from mnist_ignite.data import (
     make_torchvision_loader,
     read_mnist,
 )
-from mnist_ignite.engine import create_evaluator, create_trainer, finite_weights, resolve_precision, select_device
-from mnist_ignite.files import CheckpointLoadError, save_json, save_torch
-from mnist_ignite.history import History, make_record
+from mnist_ignite.core.device import resolve_precision, select_device
+from mnist_ignite.core.engines import create_evaluator, create_trainer, finite_weights
+from mnist_ignite.core.files import CheckpointLoadError, save_json, save_torch
+from mnist_ignite.core.history import History, make_record
+from mnist_ignite.core.results import StartupClock, run_clock_base, summarize, write_results
+from mnist_ignite.core.rundir import RunDir
 from mnist_ignite.models.registry import build_model, check_model
 from mnist_ignite.plugins.api import RunContext, StopTraining
 from mnist_ignite.plugins.events import RunEvents
 from mnist_ignite.plugins.guard import attach_plugin
 from mnist_ignite.plugins.loading import build_plugin, close_plugins, load_plugin_class
 from mnist_ignite.plugins.states import PluginStates
-from mnist_ignite.report import StartupClock, footer, header, run_clock_base, summarize, write_results
-from mnist_ignite.rundir import RunDir
+from mnist_ignite.reporting.console import footer, header
 
 __all__ = ["Interrupted", "RunSettings", "build_plugins", "build_run", "fit", "resolve_output_dir", "train", "validate"]
 

@@ -1,0 +1,1 @@
+"""What users see of a run: the console report (header, epoch lines, footer) and the figures."""
