@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.core.files import CheckpointLoadError, load_tensors, save_torch
+from mnist_ignite.core.files import load_tensors, save_torch
+from mnist_ignite.errors import CheckpointLoadError
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 if TYPE_CHECKING:  # Ignite and torch load when a run starts, not for --help

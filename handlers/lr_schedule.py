@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnist_ignite.core.files import CheckpointLoadError
+from mnist_ignite.errors import CheckpointLoadError
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 __all__ = ["SCHEDULES", "LRSchedulePlugin"]

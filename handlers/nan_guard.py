@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.plugins import Option, Plugin, RunContext, StopTraining
+from mnist_ignite.errors import StopTraining
+from mnist_ignite.plugins import Option, Plugin, RunContext
 
 if TYPE_CHECKING:
     from ignite.engine import Engine

@@ -24,6 +24,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mnist_ignite.errors import AssetsError
+
 __all__ = ["ASSETS", "AssetsError", "default_cache", "install_assets", "missing_assets", "visdom_dir"]
 
 _MJ = "js/mathjax/2.7.5"
@@ -71,10 +73,6 @@ ASSETS: dict[str, tuple[str, str]] = {
 MARKER = "version.built"
 NPM_TIMEOUT_S = 180  # all tarballs in one call (about 10 MB)
 DOWNLOAD_TIMEOUT_S = 30  # per connection of visdom's own downloader, which sets none
-
-
-class AssetsError(RuntimeError):
-    """The front-end could not be installed; the message says why and what to do."""
 
 
 def visdom_dir() -> Path:

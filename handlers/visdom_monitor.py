@@ -45,9 +45,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mnist_ignite.commands.common import command_parser
+from mnist_ignite.cli.commands.common import command_parser
 from mnist_ignite.config.argv import flag_type
-from mnist_ignite.handlers.visdom_assets import AssetsError, install_assets, missing_assets
+from mnist_ignite.errors import AssetsError
+from mnist_ignite.handlers.visdom_assets import install_assets, missing_assets
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 if TYPE_CHECKING:  # torch, Ignite and matplotlib load in attach: --help and --list-handlers stay instant

@@ -16,11 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mnist_ignite.errors import SpecError
+
 __all__ = ["SpecError", "check_name", "registered", "resolve"]
-
-
-class SpecError(ValueError):
-    """A spec could not be found, imported or read (a usage error: exit 2)."""
 
 
 def registered(builtins: Mapping[str, str], group: str) -> dict[str, str]:

@@ -124,7 +124,7 @@ def test_help_and_usage_errors_never_import_torch_or_ignite() -> None:
 
     The same for every subcommand: its --help and its usage errors answer before torch is imported.
     """
-    from mnist_ignite.commands import COMMANDS
+    from mnist_ignite.cli.commands import COMMANDS
 
     helps = [[name, "--help"] for name in COMMANDS]
     usage = [

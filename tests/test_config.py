@@ -6,8 +6,9 @@ import pytest
 
 from mnist_ignite.cli import main
 from mnist_ignite.config.argv import parse_config
-from mnist_ignite.config.settings import DEFAULT_HANDLERS, Config, ConfigError, flat_settings, settings
+from mnist_ignite.config.settings import DEFAULT_HANDLERS, Config, flat_settings, settings
 from mnist_ignite.config.toml import read_toml
+from mnist_ignite.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -14,7 +14,6 @@ from mnist_ignite.core.data import (
     MAX_ANGLE,
     MNIST_MEAN,
     MNIST_STD,
-    DataError,
     TensorTrainLoader,
     augment,
     check_mnist_files,
@@ -23,6 +22,7 @@ from mnist_ignite.core.data import (
     load_mnist,
     read_mnist,
 )
+from mnist_ignite.errors import DataError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from mnist_ignite.artifacts.digits import find_images, load_digit, to_mnist
 from mnist_ignite.core.data import load_mnist
-from mnist_ignite.digits import DigitImageError, find_images, load_digit, to_mnist
+from mnist_ignite.errors import DigitImageError
 
 
 @pytest.fixture(scope="module")

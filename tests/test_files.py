@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mnist_ignite.cli import main
-from mnist_ignite.core.files import OutputWriteError, atomic_write, load_tensors, save_json
+from mnist_ignite.core.files import atomic_write, load_tensors, save_json
+from mnist_ignite.errors import OutputWriteError
 
 from conftest import small_args
 

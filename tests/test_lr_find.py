@@ -16,7 +16,8 @@ from ignite.engine import Events
 from mnist_ignite.config.settings import Config
 from mnist_ignite.core.device import select_device
 from mnist_ignite.core.launch import _build_data, build_run
-from mnist_ignite.lr_find import LRFindError, find_lr, lr_range_test, valley
+from mnist_ignite.errors import LRFindError
+from mnist_ignite.experiments.lr_find import find_lr, lr_range_test, valley
 from mnist_ignite.models.registry import build_model
 
 from conftest import ROOT

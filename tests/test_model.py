@@ -129,7 +129,7 @@ def test_every_builtin_handler_works_under_the_notebook_facade(
 
 
 def test_a_diverging_model_stops_with_the_nan_guard(loaders: tuple[DataLoader, DataLoader]) -> None:
-    from mnist_ignite.plugins import StopTraining
+    from mnist_ignite.errors import StopTraining
 
     model = Model(*loaders, lr=1e6, device="cpu", handlers=["nan_guard"])
     with pytest.raises(StopTraining, match="NaN/Inf"):
@@ -137,7 +137,7 @@ def test_a_diverging_model_stops_with_the_nan_guard(loaders: tuple[DataLoader, D
 
 
 def test_a_plugin_error_under_the_facade_is_raised_naming_it(loaders: tuple[DataLoader, DataLoader]) -> None:
-    from mnist_ignite.plugins import PluginError
+    from mnist_ignite.errors import PluginError
 
     def exploding(ctx):
         ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: 1 / 0)
@@ -157,8 +157,7 @@ def test_time_limit_stops_the_facade(loaders: tuple[DataLoader, DataLoader]) -> 
 def test_the_facade_refuses_a_named_folder_that_holds_a_run_and_typos_in_options(
     loaders: tuple[DataLoader, DataLoader], tmp_path: Path
 ) -> None:
-    from mnist_ignite.config.settings import ConfigError
-    from mnist_ignite.core.rundir import RunDirError
+    from mnist_ignite.errors import ConfigError, RunDirError
 
     first = Model(*loaders, device="cpu", handlers=["checkpoint", "history"], output_dir=tmp_path)
     first.train()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
-from mnist_ignite.plugins import PluginLoadError
+from mnist_ignite.errors import PluginLoadError
 from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
 from conftest import ROOT, run_cli, small_args

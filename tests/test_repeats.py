@@ -10,7 +10,7 @@ import pytest
 
 from mnist_ignite.cli import main
 from mnist_ignite.config.settings import Config
-from mnist_ignite.repeats import seeds_of, summarize_seeds
+from mnist_ignite.experiments.repeats import seeds_of, summarize_seeds
 
 from conftest import metrics, small_args
 

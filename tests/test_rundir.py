@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
-from mnist_ignite.core.rundir import LOCK, RunDir, RunDirError
+from mnist_ignite.core.rundir import LOCK, RunDir
+from mnist_ignite.errors import RunDirError
 
 from conftest import metrics, run_cli, small_args
 

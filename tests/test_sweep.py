@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from mnist_ignite.sweep import fail_orphaned_trials, intermediate_value, objective_value, worker_seed
+from mnist_ignite.experiments.sweep.study import fail_orphaned_trials, intermediate_value, objective_value, worker_seed
 
 ROWS = [{"epoch": 1, "test_acc": 90.0}, {"epoch": 2, "test_acc": 95.0}, {"epoch": 3, "test_acc": 94.0}]
 

@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from mnist_ignite.config.argv import parse_config
-from mnist_ignite.config.settings import ConfigError
-from mnist_ignite.sweep_file import Param, load_spec, trial_args
+from mnist_ignite.errors import ConfigError
+from mnist_ignite.experiments.sweep.space import Param, load_spec, trial_args
 
 MODEL = '''
 from torch import nn

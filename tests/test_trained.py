@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_ignite.core.files import CheckpointLoadError
+from mnist_ignite.artifacts.trained import LogProbs, find_model_file, load_trained, run_dir_of
+from mnist_ignite.errors import CheckpointLoadError
 from mnist_ignite.models.net import Net
-from mnist_ignite.trained import LogProbs, find_model_file, load_trained, run_dir_of
 
 from conftest import run_cli
 

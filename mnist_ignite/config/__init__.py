@@ -13,7 +13,6 @@ from mnist_ignite.config.settings import (
     PIPELINES,
     PRECISIONS,
     Config,
-    ConfigError,
     Setting,
     check_settings,
     check_value,
@@ -24,6 +23,7 @@ from mnist_ignite.config.settings import (
     value_type,
 )
 from mnist_ignite.config.toml import load_toml, read_toml
+from mnist_ignite.errors import ConfigError
 
 __all__ = [
     "DEFAULT_HANDLERS",

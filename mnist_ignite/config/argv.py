@@ -14,16 +14,9 @@ import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from mnist_ignite.config.settings import (
-    DEFAULT_HANDLERS,
-    Config,
-    ConfigError,
-    check_settings,
-    check_value,
-    settings,
-    value_type,
-)
+from mnist_ignite.config.settings import DEFAULT_HANDLERS, Config, check_settings, check_value, settings, value_type
 from mnist_ignite.config.toml import read_toml
+from mnist_ignite.errors import ConfigError
 from mnist_ignite.log import PROG
 
 # shortcuts for switching handlers on and off: flag -> (handler, enable)
@@ -126,7 +119,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = (), commands: str 
         g = parser.add_argument_group(f"handler {spec}", getattr(cls, "description", None))
         for opt in options:
             if opt.dest in core:
-                from mnist_ignite.plugins.api import PluginLoadError
+                from mnist_ignite.errors import PluginLoadError
 
                 raise PluginLoadError(f"handler {spec!r}: option --{opt.name} clashes with a core option")
             kwargs: dict[str, Any] = {"dest": opt.dest, "default": opt.default, "help": opt.help or " "}

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnist_ignite.errors import ConfigError
+
 __all__ = [
     "DEFAULT_HANDLERS",
     "DEVICES",
@@ -40,10 +42,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PIPELINES = ("tensor", "torchvision")
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
-
-
-class ConfigError(ValueError):
-    """A bad setting (usage error: exit 2)."""
 
 
 def default_data_dir() -> str:

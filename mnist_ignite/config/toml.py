@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.config.settings import ConfigError
+from mnist_ignite.errors import ConfigError
 
 
 def load_toml(path: str | os.PathLike, kind: str) -> dict[str, Any]:

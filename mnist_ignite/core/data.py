@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from mnist_ignite.config.settings import default_data_dir
+from mnist_ignite.errors import DataError
 
 if TYPE_CHECKING:
     from torchvision import datasets, transforms
@@ -68,10 +69,6 @@ _FILES = {
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _FIX = "Put the four MNIST idx files (train/t10k images and labels) under {raw}, or pass --data-dir."
-
-
-class DataError(RuntimeError):
-    """MNIST is missing or damaged; the message says what, where, and how to fix it."""
 
 
 def get_train_transforms() -> transforms.Compose:

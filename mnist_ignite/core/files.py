@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from mnist_ignite.errors import CheckpointLoadError, OutputWriteError
+
 __all__ = [
     "CheckpointLoadError",
     "OutputWriteError",
@@ -35,17 +37,6 @@ def _file_mode() -> int:
 
 
 _MODE = _file_mode()  # what open() would give: mkstemp's 0600 would hide outputs from other users
-
-
-class OutputWriteError(OSError):
-    """Writing an output failed (disk full, read-only, ...); the previous file is untouched."""
-
-    def __str__(self) -> str:  # the message alone, without OSError's "[Errno N]" prefix
-        return self.strerror or super().__str__()
-
-
-class CheckpointLoadError(RuntimeError):
-    """A checkpoint or model file is missing, damaged, or not loadable without unpickling code."""
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:

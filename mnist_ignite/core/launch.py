@@ -29,9 +29,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.utils import manual_seed
 
-from mnist_ignite.config.settings import Config, ConfigError, check_settings
+from mnist_ignite.config.settings import Config, check_settings
 from mnist_ignite.core.data import (
-    DataError,
     TensorEvalLoader,
     TensorTrainLoader,
     get_test_transforms,
@@ -42,12 +41,13 @@ from mnist_ignite.core.data import (
 )
 from mnist_ignite.core.device import resolve_precision, select_device
 from mnist_ignite.core.engines import create_evaluator, create_trainer, finite_weights
-from mnist_ignite.core.files import CheckpointLoadError, save_json, save_torch
+from mnist_ignite.core.files import save_json, save_torch
 from mnist_ignite.core.history import History, make_record
 from mnist_ignite.core.results import StartupClock, run_clock_base, summarize, write_results
 from mnist_ignite.core.rundir import RunDir
+from mnist_ignite.errors import CheckpointLoadError, ConfigError, DataError, Interrupted, StopTraining
 from mnist_ignite.models.registry import build_model, check_model
-from mnist_ignite.plugins.api import RunContext, StopTraining
+from mnist_ignite.plugins.api import RunContext
 from mnist_ignite.plugins.events import RunEvents
 from mnist_ignite.plugins.guard import attach_plugin
 from mnist_ignite.plugins.loading import build_plugin, close_plugins, load_plugin_class
@@ -69,16 +69,6 @@ RESUME_DEFINING = (
     "pipeline",
     "precision",
 )
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived; the run stopped after the current iteration and saved its state."""
-
-    def __init__(self, signum: int, output_dir: Path) -> None:
-        name = signal.Signals(signum).name
-        super().__init__(f"{name} received: stopped after the current iteration; state saved in {output_dir}")
-        self.exit_code = 128 + signum
-        self.output_dir = output_dir
 
 
 def validate(config: Config) -> None:
@@ -560,8 +550,8 @@ def _find_lr(config: Config, announce: bool) -> None:
     if config.resume and recorded.is_file():
         config.lr = float(json.loads(recorded.read_text())["lr"])
         return
-    from mnist_ignite.lr_find import find_lr
-    from mnist_ignite.lr_find import write_results as write_lr_find
+    from mnist_ignite.experiments.lr_find import find_lr
+    from mnist_ignite.experiments.lr_find import write_results as write_lr_find
 
     if announce:
         print("--lr auto: running the learning-rate finder first ...", flush=True)

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from mnist_ignite.core.files import OutputWriteError
+from mnist_ignite.errors import OutputWriteError, RunDirError
 
 __all__ = ["RUN_FILES", "RunDir", "RunDirError"]
 
@@ -45,10 +45,6 @@ OWN_FILES = {
     "tensorboard": ("events.out.tfevents.*",),
     "mlartifacts": ("*",),
 }
-
-
-class RunDirError(ValueError):
-    """The folder holds another run or is in use (a usage error: exit 2)."""
 
 
 class RunDir:

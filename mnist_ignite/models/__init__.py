@@ -5,14 +5,8 @@
 checks it; ``layers`` describes a model layer by layer (shapes, parameters, FLOPs, receptive fields).
 """
 
+from mnist_ignite.errors import ModelError
 from mnist_ignite.models.net import Net
-from mnist_ignite.models.registry import (
-    BUILTIN_MODELS,
-    ENTRY_POINT_GROUP,
-    ModelError,
-    available_models,
-    build_model,
-    check_model,
-)
+from mnist_ignite.models.registry import BUILTIN_MODELS, ENTRY_POINT_GROUP, available_models, build_model, check_model
 
 __all__ = ["BUILTIN_MODELS", "ENTRY_POINT_GROUP", "ModelError", "Net", "available_models", "build_model", "check_model"]

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnist_ignite.config.settings import ConfigError
-from mnist_ignite.specs import SpecError, registered, resolve
+from mnist_ignite.errors import ModelError, SpecError
+from mnist_ignite.specs import registered, resolve
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -33,10 +33,6 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "mnist_ignite.models"
 BUILTIN_MODELS = {"seed": "mnist_ignite.models.net:Net"}
-
-
-class ModelError(ConfigError):
-    """A model that cannot be found, built, or that does not map (B, 1, 28, 28) to (B, 10): exit 2."""
 
 
 def available_models() -> dict[str, str]:

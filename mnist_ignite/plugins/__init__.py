@@ -7,7 +7,8 @@ spec; ``guard`` names the plugin whose handler failed; ``states`` puts plugins' 
 
 from typing import Any
 
-from mnist_ignite.plugins.api import Option, Plugin, PluginError, PluginLoadError, RunContext, StopTraining
+from mnist_ignite.errors import PluginError, PluginLoadError, StopTraining
+from mnist_ignite.plugins.api import Option, Plugin, RunContext
 from mnist_ignite.plugins.guard import attach_plugin
 from mnist_ignite.plugins.loading import (
     BUILTINS,
@@ -28,7 +29,6 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "RunContext",
-    "RunEvents",
     "StopTraining",
     "as_plugin",
     "attach_plugin",

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.core.files import CheckpointLoadError
-from mnist_ignite.errors import PluginError, PluginLoadError, StopTraining
+from mnist_ignite.errors import CheckpointLoadError, PluginError, PluginLoadError, StopTraining
 from mnist_ignite.plugins.api import RunContext
 
 __all__ = ["attach_plugin", "guarded_attach"]

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mnist_ignite.errors import PluginLoadError
+from mnist_ignite.errors import PluginLoadError, SpecError
 from mnist_ignite.plugins.api import RunContext
-from mnist_ignite.specs import SpecError, check_name, registered, resolve
+from mnist_ignite.specs import check_name, registered, resolve
 
 __all__ = [
     "BUILTINS",

@@ -11,8 +11,8 @@ import matplotlib.image
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_ignite.commands.compare import main
-from mnist_ignite.comparison import collect, compare_figure, differing_settings, display_row, label_entries
+from mnist_ignite.cli.commands.compare import main
+from mnist_ignite.experiments.compare import collect, compare_figure, differing_settings, display_row, label_entries
 
 from conftest import metrics, run_cli, small_args
 

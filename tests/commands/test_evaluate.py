@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_ignite.commands.evaluate import main
+from mnist_ignite.artifacts.evaluation import most_confused
+from mnist_ignite.artifacts.trained import load_trained
+from mnist_ignite.cli.commands.evaluate import main
 from mnist_ignite.core.data import load_mnist, normalize
-from mnist_ignite.evaluation import most_confused
-from mnist_ignite.trained import load_trained
 
 from conftest import run_cli
 

@@ -10,9 +10,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mnist_ignite.commands.export import main
-from mnist_ignite.exporting import check_parity, export_model, load_exported
-from mnist_ignite.trained import load_trained
+from mnist_ignite.artifacts.export import check_parity, export_model
+from mnist_ignite.artifacts.formats import load_exported
+from mnist_ignite.artifacts.trained import load_trained
+from mnist_ignite.cli.commands.export import main
 
 from conftest import run_cli
 

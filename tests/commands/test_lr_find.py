@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from mnist_ignite.commands.lr_find import main
+from mnist_ignite.cli.commands.lr_find import main
 
 from conftest import ROOT, run_cli, small_args
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_ignite.commands import evaluate, export, predict
+from mnist_ignite.artifacts.digits import load_digit
+from mnist_ignite.artifacts.trained import load_trained
+from mnist_ignite.cli.commands import evaluate, export, predict
 from mnist_ignite.core.data import load_mnist, normalize
-from mnist_ignite.digits import load_digit
-from mnist_ignite.trained import load_trained
 
 from conftest import run_cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_ignite.commands.summary import main
+from mnist_ignite.cli.commands.summary import main
 
 from conftest import ROOT, run_cli
 

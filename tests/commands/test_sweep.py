@@ -28,8 +28,8 @@ import pytest
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from mnist_ignite.commands import compare
-from mnist_ignite.commands.sweep import main
+from mnist_ignite.cli.commands import compare
+from mnist_ignite.cli.commands.sweep import main
 from mnist_ignite.config.argv import parse_config
 
 from conftest import ROOT, metrics, run_cli

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mnist_ignite.cli import main
-from mnist_ignite.core.files import CheckpointLoadError, load_tensors
+from mnist_ignite.core.files import load_tensors
+from mnist_ignite.errors import CheckpointLoadError
 from mnist_ignite.handlers.checkpoint import find_latest
 
 from conftest import metrics, run_cli, small_args

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
+from mnist_ignite.errors import AssetsError
 from mnist_ignite.handlers.visdom_assets import (
     ASSETS,
     MARKER,
-    AssetsError,
     default_cache,
     install_assets,
     missing_assets,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.commands.common import command_parser, error
+from mnist_ignite.cli.commands.common import command_parser, error
 
 if TYPE_CHECKING:
     import torch
@@ -69,10 +69,11 @@ def main(argv: list[str]) -> int:
         return error(f"--top must be between 1 and 10, got {args.top}", 2)
     import torch
 
+    from mnist_ignite.artifacts.digits import IMAGE_SUFFIXES, find_images, load_digit
+    from mnist_ignite.artifacts.inference import load_classifier, predict
     from mnist_ignite.core.device import select_device
-    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
-    from mnist_ignite.digits import IMAGE_SUFFIXES, DigitImageError, find_images, load_digit
-    from mnist_ignite.inference import MissingExtraError, load_classifier, predict
+    from mnist_ignite.core.files import prepare_output_dir
+    from mnist_ignite.errors import CheckpointLoadError, DigitImageError, MissingExtraError, OutputWriteError
 
     if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:
         return error(f"{args.model} is an image: the model comes first (mnist-ignite predict MODEL IMAGE...)", 2)

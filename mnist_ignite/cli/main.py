@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.commands import COMMANDS, load_command
+from mnist_ignite.cli.commands import COMMANDS, load_command
 from mnist_ignite.config.argv import parse_config
-from mnist_ignite.config.settings import DEFAULT_HANDLERS, ConfigError
+from mnist_ignite.config.settings import DEFAULT_HANDLERS
+from mnist_ignite.errors import ConfigError
 from mnist_ignite.log import PROG
 
 __all__ = ["main"]
@@ -33,7 +34,7 @@ def _commands_epilog() -> str:
 
 
 def _list_handlers() -> None:
-    from mnist_ignite.plugins.api import PluginLoadError
+    from mnist_ignite.errors import PluginLoadError
     from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
     for name in sorted(available_plugins()):
@@ -62,7 +63,7 @@ def _resume_command(argv: Sequence[str], output_dir: Path) -> str:
 
 def _plugin_command(argv: Sequence[str]) -> int | None:
     """``mnist-ignite NAME ...`` where handler NAME defines ``command(argv) -> int``."""
-    from mnist_ignite.plugins.api import PluginLoadError
+    from mnist_ignite.errors import PluginLoadError
     from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
     if not argv or argv[0].startswith("-") or argv[0] not in available_plugins():
@@ -76,23 +77,27 @@ def _plugin_command(argv: Sequence[str]) -> int | None:
 
 def _exit_code(err: BaseException) -> tuple[int, str] | None:
     """Exit code and message for the errors a user can cause; None for a bug (its traceback is shown)."""
-    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError
-    from mnist_ignite.core.rundir import RunDirError
-    from mnist_ignite.plugins.api import PluginError, PluginLoadError, StopTraining
+    from mnist_ignite.errors import (
+        CheckpointLoadError,
+        OutputWriteError,
+        PluginError,
+        PluginLoadError,
+        RunDirError,
+        StopTraining,
+    )
 
     if isinstance(err, (ConfigError, PluginLoadError, RunDirError)):
         return 2, f"{PROG}: error: {err}"
     if isinstance(err, (CheckpointLoadError, OutputWriteError, PluginError)):
         return 1, f"{PROG}: error: {err}"
-    from mnist_ignite.lr_find import LRFindError
+    from mnist_ignite.errors import LRFindError
 
     if isinstance(err, LRFindError):
         return 1, f"{PROG}: error: {err}"
     if isinstance(err, StopTraining):
         return err.exit_code, f"{PROG}: stopped: {err}"
     # these modules need torch: only a run (or a command) that already loaded it gets here
-    from mnist_ignite.core.data import DataError
-    from mnist_ignite.core.launch import Interrupted
+    from mnist_ignite.errors import DataError, Interrupted
 
     if isinstance(err, DataError):
         return 1, f"{PROG}: error: {err}"
@@ -120,7 +125,7 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
             return 0
         config = parse_config(argv, _commands_epilog())
         if config.repeat or config.seeds:
-            from mnist_ignite.repeats import run_repeats
+            from mnist_ignite.experiments.repeats import run_repeats
 
             run_repeats(config, plugins)
         else:

@@ -15,11 +15,11 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.metrics import ConfusionMatrix, Fbeta, Precision, Recall
 
+from mnist_ignite.artifacts.trained import TrainedModel
 from mnist_ignite.core.data import TensorEvalLoader
 from mnist_ignite.core.engines import create_evaluator
 from mnist_ignite.core.files import save_json
 from mnist_ignite.reporting.figures import confusion_matrix_figure, image_grid, save_figure
-from mnist_ignite.trained import TrainedModel
 
 __all__ = ["PerImageLosses", "evaluate", "most_confused", "write_report"]
 

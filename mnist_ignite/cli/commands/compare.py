@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from mnist_ignite.commands.common import command_parser, error
+from mnist_ignite.cli.commands.common import command_parser, error
 
 __all__ = ["HELP", "build_parser", "main"]
 
@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from mnist_ignite.comparison import (
+    from mnist_ignite.core.files import atomic_write, prepare_output_dir
+    from mnist_ignite.errors import OutputWriteError
+    from mnist_ignite.experiments.compare import (
         collect,
         compare_figure,
         differing_settings,
@@ -43,7 +45,6 @@ def main(argv: list[str]) -> int:
         table_csv,
         table_markdown,
     )
-    from mnist_ignite.core.files import OutputWriteError, atomic_write, prepare_output_dir
     from mnist_ignite.reporting.figures import save_figure
 
     paths = [Path(p) for p in args.runs]

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_ignite import models
-from mnist_ignite.core.files import CheckpointLoadError, load_tensors
-from mnist_ignite.exporting import export_format
+from mnist_ignite.artifacts.formats import export_format
+from mnist_ignite.core.files import load_tensors
+from mnist_ignite.errors import CheckpointLoadError
 
 __all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
 

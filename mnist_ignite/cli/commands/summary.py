@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_ignite.commands.common import command_parser, error
-from mnist_ignite.config.settings import ConfigError
+from mnist_ignite.cli.commands.common import command_parser, error
+from mnist_ignite.errors import ConfigError
 
 __all__ = ["HELP", "main"]
 

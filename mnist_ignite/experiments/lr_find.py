@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.config.settings import Config
 from mnist_ignite.core.files import save_json
+from mnist_ignite.errors import LRFindError
 
 if TYPE_CHECKING:
     import torch
@@ -38,10 +39,6 @@ START_LR, END_LR, NUM_ITER = 1e-5, 1.0, 200
 MIN_ITER = 3
 SMOOTH_F = 0.05  # Ignite's default: new smoothed loss = 0.05 * loss + 0.95 * previous
 DIVERGE_TH = 5.0  # stop once the smoothed loss is 5x its best so far
-
-
-class LRFindError(RuntimeError):
-    """The search gave no usable curve (the loss never fell before it diverged): the run failed, exit 1."""
 
 
 @dataclass

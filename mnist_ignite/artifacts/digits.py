@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnist_ignite.errors import DigitImageError
+
 __all__ = ["IMAGE_SUFFIXES", "DigitImageError", "find_images", "load_digit", "to_mnist"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -26,10 +28,6 @@ FIELD = 28  # MNIST's image size
 MIN_CONTRAST = 32 / 255  # ink must differ from the background by this much, else the image is blank
 MAX_SIDE = 1024  # larger pictures are shrunk to this before anything else
 INK = 0.1  # after stretching, pixels above this count as ink for the bounding box (paper noise stays out)
-
-
-class DigitImageError(ValueError):
-    """A file is not a readable image, or holds no ink."""
 
 
 def _gray(image: Image.Image) -> np.ndarray:

@@ -8,80 +8,20 @@ PyTorch model. torch loads inside the functions: ``FORMATS`` serves ``export --h
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import warnings
-import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mnist_ignite.artifacts.formats import FORMATS, _quiet
+from mnist_ignite.errors import ExportError
+
 if TYPE_CHECKING:
     import torch
 
-    from mnist_ignite.inference import Classifier
-    from mnist_ignite.trained import LogProbs
+    from mnist_ignite.artifacts.formats import Classifier
+    from mnist_ignite.artifacts.trained import LogProbs
 
-__all__ = [
-    "FORMATS",
-    "ExportError",
-    "Parity",
-    "check_parity",
-    "export_format",
-    "export_model",
-    "load_exported",
-    "onnx_opsets",
-]
-
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported-program": ".pt2"}
-
-
-class ExportError(RuntimeError):
-    """The exporter could not write what was asked (e.g. an opset it cannot convert to): nothing is written."""
-
-
-# loggers the ONNX exporters print to; a failed opset conversion logs a traceback there and goes on
-_EXPORT_LOGGERS = ("onnxscript", "torch.onnx", "onnx_ir")
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hide torch's notices that the legacy exporters are deprecated (the user chose them) and the
-    exporters' log lines: what went wrong is checked afterwards and said in one line."""
-    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
-    levels = [log.level for log in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # only torch's export and load calls run in here
-        warnings.simplefilter("ignore", DeprecationWarning)
-        for log in loggers:
-            log.setLevel(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            for log, level in zip(loggers, levels, strict=True):
-                log.setLevel(level)
-
-
-def export_format(path: str | os.PathLike) -> str | None:
-    """Which of ``FORMATS`` the file at ``path`` is (by its contents; ONNX by its name), or None.
-
-    Loading a TorchScript or ExportedProgram archive as a checkpoint fails with a confusing
-    message: the callers tell these files apart first.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        return "onnx"
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return None
-    with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if any("/code/" in name for name in names):
-            return "torchscript"
-        if any(name.endswith("/archive_format") for name in names):
-            return "exported-program"
-    return None
+__all__ = ["FORMATS", "ExportError", "Parity", "check_parity", "export_model", "onnx_opsets"]
 
 
 def onnx_opsets() -> range:
@@ -100,7 +40,7 @@ def _written_opset(path: Path) -> int:
 
 
 def _require(*modules: str) -> None:
-    from mnist_ignite.inference import MissingExtraError
+    from mnist_ignite.errors import MissingExtraError
 
     for name in modules:
         try:
@@ -135,24 +75,6 @@ def export_model(model: LogProbs, fmt: str, path: Path, *, opset: int | None = N
             torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), path)
         else:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-
-
-def load_exported(fmt: str, path: Path) -> Classifier:
-    """The exported model loaded back as a user would, as a function of a normalized batch."""
-    import torch
-
-    from mnist_ignite.inference import onnx_classifier
-
-    if fmt == "onnx":
-        return onnx_classifier(path)
-    with _quiet():
-        module = torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
-
-    @torch.no_grad()
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return module(x).float()
-
-    return run
 
 
 @dataclass

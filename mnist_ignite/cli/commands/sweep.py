@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_ignite.commands.common import command_parser, error
+from mnist_ignite.cli.commands.common import command_parser, error
 
 __all__ = ["HELP", "build_parser", "main"]
 
@@ -54,11 +54,9 @@ def main(argv: list[str]) -> int:
         import optuna  # noqa: F401
     except ImportError:
         return error("the sweep command needs Optuna: pip install 'mnist-ignite[sweep]'", 2)
-    from mnist_ignite.config.settings import ConfigError
-    from mnist_ignite.core.data import DataError
-    from mnist_ignite.core.files import OutputWriteError
-    from mnist_ignite.sweep import StorageError, run_sweep
-    from mnist_ignite.sweep_file import load_spec
+    from mnist_ignite.errors import ConfigError, DataError, OutputWriteError, StorageError
+    from mnist_ignite.experiments.sweep.space import load_spec
+    from mnist_ignite.experiments.sweep.study import run_sweep
 
     overrides = {
         "trials": args.trials,

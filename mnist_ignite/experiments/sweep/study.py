@@ -44,12 +44,13 @@ import optuna
 from ignite.engine import Engine
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_ignite.config.settings import ConfigError, short_value
+from mnist_ignite.config.settings import short_value
 from mnist_ignite.core.files import atomic_write, prepare_output_dir
+from mnist_ignite.errors import ConfigError, PluginLoadError, StopTraining, StorageError
+from mnist_ignite.experiments.sweep.space import SweepSpec, enabled_options, param_args, parse_trial
 from mnist_ignite.log import PROG
-from mnist_ignite.plugins.api import PluginLoadError, RunContext, StopTraining
+from mnist_ignite.plugins.api import RunContext
 from mnist_ignite.plugins.events import RunEvents
-from mnist_ignite.sweep_file import SweepSpec, enabled_options, param_args, parse_trial
 
 __all__ = [
     "StorageError",
@@ -191,10 +192,6 @@ def open_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
     except Exception as err:  # sqlalchemy's errors: bad URL, server down, refused login
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StorageError(f"cannot open the study storage {storage_label(spec)}: {reason}") from None
-
-
-class StorageError(RuntimeError):
-    """The study's storage cannot be reached (the sweep failed: exit 1)."""
 
 
 def worker_seed(seed: int | None, existing: int, worker: int, machine: str = "") -> int | None:
@@ -399,7 +396,8 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
 def _objective(
     spec: SweepSpec, options: dict[str, Any], release: Callable[[], None]
 ) -> Callable[[optuna.Trial], float]:
-    from mnist_ignite.core.launch import Interrupted, train
+    from mnist_ignite.core.launch import train
+    from mnist_ignite.errors import Interrupted
 
     def objective(trial: optuna.Trial) -> float:
         release()  # the trial exists (RUNNING): other workers count it from now on
@@ -530,7 +528,7 @@ def _worker_main(job: WorkerJob) -> None:
 
 
 def _run_guarded(job: WorkerJob) -> int:
-    from mnist_ignite.core.launch import Interrupted
+    from mnist_ignite.errors import Interrupted
 
     try:
         return run_worker(job)

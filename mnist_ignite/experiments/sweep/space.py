@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.config.argv import SWITCHES, parse_config
-from mnist_ignite.config.settings import MAX_WORKERS, Config, ConfigError, check_value, settings
+from mnist_ignite.config.settings import MAX_WORKERS, Config, check_value, settings
 from mnist_ignite.config.toml import load_toml
+from mnist_ignite.errors import ConfigError, PluginLoadError
 from mnist_ignite.log import PROG
-from mnist_ignite.plugins.api import PluginLoadError
 from mnist_ignite.plugins.loading import load_plugin_class
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.commands.common import add_data_args, command_parser, error
+from mnist_ignite.cli.commands.common import add_data_args, command_parser, error
 
 __all__ = ["HELP", "main", "print_report"]
 
@@ -55,11 +55,12 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.top < 0 or args.batch_size < 1 or (args.max_samples is not None and args.max_samples < 1):
         return error("--top must be >= 0, --batch-size and --max-samples >= 1", 2)
-    from mnist_ignite.core.data import DataError, read_test_images
+    from mnist_ignite.artifacts.evaluation import evaluate, write_report
+    from mnist_ignite.artifacts.trained import load_trained
+    from mnist_ignite.core.data import read_test_images
     from mnist_ignite.core.device import select_device
-    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError, prepare_output_dir
-    from mnist_ignite.evaluation import evaluate, write_report
-    from mnist_ignite.trained import load_trained
+    from mnist_ignite.core.files import prepare_output_dir
+    from mnist_ignite.errors import CheckpointLoadError, DataError, OutputWriteError
 
     try:
         device = select_device(args.device)

@@ -17,13 +17,16 @@ __all__ = ["COMMANDS", "load_command"]
 
 # name -> (module, one line for --help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "evaluate": ("mnist_ignite.commands.evaluate", "loss, accuracy, per-class metrics, confusions, top losses"),
-    "predict": ("mnist_ignite.commands.predict", "classify digit images (PNG/JPEG, any size) with a model or .onnx"),
-    "export": ("mnist_ignite.commands.export", "export to ONNX, TorchScript or ExportedProgram, parity-checked"),
-    "compare": ("mnist_ignite.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
-    "summary": ("mnist_ignite.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
-    "lr-find": ("mnist_ignite.commands.lr_find", "learning-rate range test (FastaiLRFinder): suggested lr, plot"),
-    "sweep": ("mnist_ignite.commands.sweep", "Optuna search over a TOML space: pruning, workers, shared storage"),
+    "evaluate": ("mnist_ignite.cli.commands.evaluate", "loss, accuracy, per-class metrics, confusions, top losses"),
+    "predict": (
+        "mnist_ignite.cli.commands.predict",
+        "classify digit images (PNG/JPEG, any size) with a model or .onnx",
+    ),
+    "export": ("mnist_ignite.cli.commands.export", "export to ONNX, TorchScript or ExportedProgram, parity-checked"),
+    "compare": ("mnist_ignite.cli.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
+    "summary": ("mnist_ignite.cli.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
+    "lr-find": ("mnist_ignite.cli.commands.lr_find", "learning-rate range test (FastaiLRFinder): suggested lr, plot"),
+    "sweep": ("mnist_ignite.cli.commands.sweep", "Optuna search over a TOML space: pruning, workers, shared storage"),
 }
 
 

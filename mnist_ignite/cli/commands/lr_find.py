@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.commands.common import error
+from mnist_ignite.cli.commands.common import error
 from mnist_ignite.config.argv import DefaultsHelpFormatter, Parser, flag_type
-from mnist_ignite.config.settings import ConfigError
+from mnist_ignite.errors import ConfigError
+from mnist_ignite.experiments.lr_find import END_LR, MIN_ITER, NUM_ITER, START_LR
 from mnist_ignite.log import PROG
-from mnist_ignite.lr_find import END_LR, MIN_ITER, NUM_ITER, START_LR
 
 __all__ = ["HELP", "main"]
 
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     from mnist_ignite.config.argv import parse_config
-    from mnist_ignite.plugins.api import PluginLoadError
+    from mnist_ignite.errors import PluginLoadError
 
     try:
         mine, rest = _parser().parse_known_args(argv)
@@ -64,11 +64,11 @@ def main(argv: list[str]) -> int:
         return error(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})", 2)
     if mine.num_iter < MIN_ITER:
         return error(f"--num-iter must be >= {MIN_ITER}, got {mine.num_iter}", 2)
-    from mnist_ignite.core.data import DataError
     from mnist_ignite.core.device import select_device
-    from mnist_ignite.core.files import OutputWriteError, prepare_output_dir
+    from mnist_ignite.core.files import prepare_output_dir
     from mnist_ignite.core.launch import validate
-    from mnist_ignite.lr_find import LRFindError, find_lr, write_results
+    from mnist_ignite.errors import DataError, LRFindError, OutputWriteError
+    from mnist_ignite.experiments.lr_find import find_lr, write_results
     from mnist_ignite.models.registry import build_model, check_model
 
     try:

@@ -14,9 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from mnist_ignite.commands.common import command_parser, error
+from mnist_ignite.artifacts.formats import FORMATS
+from mnist_ignite.cli.commands.common import command_parser, error
 from mnist_ignite.config.settings import default_data_dir
-from mnist_ignite.exporting import FORMATS
 
 __all__ = ["HELP", "main"]
 
@@ -56,11 +56,12 @@ def main(argv: list[str]) -> int:
         return error("--check-samples must be >= 1 and --tolerance >= 0", 2)
     if args.format != "onnx" and (args.opset is not None or not args.dynamo):
         return error("--opset and --no-dynamo apply to --format onnx only", 2)
-    from mnist_ignite.core.data import DataError, normalize, read_test_images
-    from mnist_ignite.core.files import CheckpointLoadError, OutputWriteError, atomic_write, prepare_output_dir
-    from mnist_ignite.exporting import ExportError, check_parity, export_model, load_exported, onnx_opsets
-    from mnist_ignite.inference import MissingExtraError
-    from mnist_ignite.trained import load_trained
+    from mnist_ignite.artifacts.export import check_parity, export_model, onnx_opsets
+    from mnist_ignite.artifacts.formats import load_exported
+    from mnist_ignite.artifacts.trained import load_trained
+    from mnist_ignite.core.data import normalize, read_test_images
+    from mnist_ignite.core.files import atomic_write, prepare_output_dir
+    from mnist_ignite.errors import CheckpointLoadError, DataError, ExportError, MissingExtraError, OutputWriteError
 
     try:
         if args.opset is not None and args.opset not in (known := onnx_opsets()):

@@ -1,0 +1,1 @@
+"""What comes out of training and what is done with it: trained models, exports, predictions, evaluations."""

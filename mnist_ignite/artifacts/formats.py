@@ -1,0 +1,115 @@
+"""The export formats: how each is recognized (by content) and loaded back as a classifier."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mnist_ignite.errors import CheckpointLoadError, MissingExtraError
+
+if TYPE_CHECKING:  # torch loads inside the functions: FORMATS serves `export --help` without it
+    import torch
+
+__all__ = ["FORMATS", "Classifier", "export_format", "load_exported", "onnx_classifier"]
+
+# normalized images (B, 1, 28, 28) -> log-probabilities (B, 10), whatever runs the model
+Classifier = Callable[["torch.Tensor"], "torch.Tensor"]
+
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "exported-program": ".pt2"}
+
+
+# loggers the ONNX exporters print to; a failed opset conversion logs a traceback there and goes on
+_EXPORT_LOGGERS = ("onnxscript", "torch.onnx", "onnx_ir")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide torch's notices that the legacy exporters are deprecated (the user chose them) and the
+    exporters' log lines: what went wrong is checked afterwards and said in one line."""
+    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
+    levels = [log.level for log in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # only torch's export and load calls run in here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for log in loggers:
+            log.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for log, level in zip(loggers, levels, strict=True):
+                log.setLevel(level)
+
+
+def export_format(path: str | os.PathLike) -> str | None:
+    """Which of ``FORMATS`` the file at ``path`` is (by its contents; ONNX by its name), or None.
+
+    Loading a TorchScript or ExportedProgram archive as a checkpoint fails with a confusing
+    message: the callers tell these files apart first.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if any("/code/" in name for name in names):
+            return "torchscript"
+        if any(name.endswith("/archive_format") for name in names):
+            return "exported-program"
+    return None
+
+
+def load_exported(fmt: str, path: Path) -> Classifier:
+    """The exported model loaded back as a user would, as a function of a normalized batch."""
+    import torch
+
+    if fmt == "onnx":
+        return onnx_classifier(path)
+    with _quiet():
+        module = torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
+
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return module(x).float()
+
+    return run
+
+
+def onnx_classifier(path: str | os.PathLike) -> Classifier:
+    """An ONNX model run by ONNX Runtime on the CPU; outputs made log-probabilities like a checkpoint's."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingExtraError("running .onnx models needs onnxruntime: pip install 'mnist-ignite[export]'") from None
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointLoadError(f"model not found: {path}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own exception types for damaged files
+        reason = " ".join(str(err).split())[:300]
+        raise CheckpointLoadError(f"{path} is not a loadable ONNX model: {reason}") from None
+    (first,) = session.get_inputs()[:1]
+    fixed = first.shape[0] if isinstance(first.shape[0], int) else None
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().float().numpy()
+        chunks = [arr] if fixed is None else [arr[i : i + fixed] for i in range(0, len(arr), fixed)]
+        out = np.concatenate([session.run(None, {first.name: c})[0] for c in chunks])
+        return F.log_softmax(torch.from_numpy(out).float(), dim=1)
+
+    return run

@@ -1,0 +1,1 @@
+"""Experiments over runs: the lr range test, repeats over seeds, comparisons, hyperparameter sweeps."""

@@ -1,0 +1,189 @@
+"""``Model``: the seed notebook's API, a face over the same run-builder as the command line."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from ignite.engine import Events
+
+from mnist_ignite.models.layers import summary
+
+__all__ = ["Model"]
+
+
+class Model:
+    """The seed's ``Model``: SGD + StepLR(15, 0.1) on the Net, one epoch per ``train()``/``test()``.
+
+    A face over the same run-builder as the CLI (:func:`mnist_ignite.core.launch.build_run`): the same
+    engines, evaluation record, history and plugins (``lr_schedule`` and ``progress`` by default;
+    ``plots``, ``history``, ``checkpoint``, ``early_stopping``, ``visdom`` ... work the same way),
+    over any loaders the caller builds.
+
+    Args:
+        train_loader: iterable of ``(images, labels)`` batches with ``len()``.
+        test_loader: the same for evaluation.
+        lr: SGD learning rate (``learning_rate=`` is accepted too, as in the seed).
+        momentum: SGD momentum.
+        net: the network to train (default: the seed's :class:`Net`); it maps (B, 1, 28, 28) to
+            (B, 10) log-probabilities or logits.
+        device: ``auto`` (cuda, mps, cpu) or a device name.
+        handlers: plugins to attach: names or specs (see ``mnist-ignite --list-handlers``),
+            plugin objects, or plain ``attach(ctx)`` functions.
+        output_dir: where file-writing plugins put their files (default ``runs/<timestamp>``,
+            created only when a plugin writes). A folder you name that holds another run is refused
+            (:class:`~mnist_ignite.rundir.RunDirError`) unless ``overwrite=True``, and is locked while
+            this ``Model`` lives.
+        overwrite: replace the run already in ``output_dir`` (its own files only).
+        **options: handler options by name, e.g. ``patience=2`` for ``early_stopping``.
+    """
+
+    def __init__(
+        self,
+        train_loader: Iterable,
+        test_loader: Iterable,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        *,
+        learning_rate: float | None = None,
+        net: nn.Module | None = None,
+        device: str = "auto",
+        handlers: Sequence[Any] = ("lr_schedule", "progress"),
+        output_dir: str | Path | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> None:
+        from mnist_ignite.config.settings import Config
+        from mnist_ignite.core.device import select_device
+        from mnist_ignite.core.launch import build_plugins, build_run, resolve_output_dir, validate
+        from mnist_ignite.core.rundir import RunDir
+        from mnist_ignite.plugins.loading import as_plugin
+
+        self.train_loader = train_loader
+        self.test_loader = test_loader
+        self.lr = lr if learning_rate is None else learning_rate
+        self.momentum = momentum
+        self.config = Config(
+            lr=self.lr,
+            momentum=momentum,
+            device=device,
+            handlers=[h for h in handlers if isinstance(h, str)],
+            options=options,
+            output_dir=str(output_dir or ""),
+        )
+        validate(self.config)
+        _check_options(self.config)
+        self.config.output_dir = str(resolve_output_dir(self.config))
+        self._rundir = None
+        if output_dir is not None:  # a folder you name is claimed like the CLI's: no silent mixing of two runs
+            self._rundir = RunDir(output_dir, resume=False, overwrite=overwrite)
+            self._rundir.claim()
+        self.device = select_device(device)
+        self.ctx = build_run(
+            self.config,
+            self.device,
+            train_loader,
+            test_loader,
+            net=net,
+            plugins=build_plugins(self.config, [as_plugin(h) for h in handlers if not isinstance(h, str)]),
+            quiet=True,  # the seed's own lines: "Epoch N", "Test set: ..."
+        )
+        self.model, self.optimizer = self.ctx.model, self.ctx.optimizer
+        self.trainer, self.evaluator = self.ctx.trainer, self.ctx.evaluator
+        self.results: dict[str, list[float]] = {"train_losses": [], "train_acc": [], "test_losses": [], "test_acc": []}
+        self.stopped = False  # a handler (early stopping, time limit) ended training
+        self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
+        self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))
+        self._finalizer = weakref.finalize(self, _finish, list(self.ctx.plugins), self._rundir)
+
+    @staticmethod
+    def check_cuda_availability() -> bool:
+        """Print and return whether CUDA is available (the seed's helper)."""
+        available = torch.cuda.is_available()
+        print("CUDA Available?", available)
+        return available
+
+    def show_summary(self, input_size: Sequence[int] = (1, 28, 28)) -> None:
+        """Print the layer table (returns nothing, so a notebook cell does not echo it twice)."""
+        print(summary(self.model, input_size))
+
+    def train(self) -> tuple[float, float]:
+        """Train one epoch (its evaluation follows, as in every run); append and return (loss, accuracy %)."""
+        epoch = self.trainer.state.epoch
+        state = self.trainer.run(self.train_loader, max_epochs=epoch + 1)
+        # a handler may stop the epoch early (time limit): then the running values so far
+        running = {name: m.compute() for name, m in self.trainer.train_metrics.metrics.items()}
+        values = {name: state.metrics.get(name, running[name]) for name in running}
+        loss, acc = float(values["train_loss"]), 100.0 * float(values["train_acc"])
+        record = getattr(state, "record", None)
+        self._unread_record = record is not None and record["epoch"] == epoch + 1
+        self.results["train_losses"].append(loss)
+        self.results["train_acc"].append(acc)
+        return loss, acc
+
+    def test(self) -> tuple[float, float]:
+        """Test without gradients; append and return (mean loss, accuracy %).
+
+        Right after ``train()`` this is the evaluation that ran at the end of that epoch (the one
+        the plugins saw); otherwise the evaluator runs now.
+        """
+        if self._unread_record:
+            record = self.trainer.state.record
+            loss, acc = record["test_loss"], record["test_acc"]
+            self._unread_record = False
+        else:
+            metrics = self.evaluator.run(self.test_loader).metrics
+            loss, acc = float(metrics["loss"]), 100.0 * float(metrics["accuracy"])
+        self.results["test_losses"].append(loss)
+        self.results["test_acc"].append(acc)
+        print(f"Test set: Average loss: {loss:.4f}, Accuracy: {acc:.2f}%")
+        return loss, acc
+
+    def run(self, num_epochs: int = 20) -> dict[str, list[float]]:
+        """The seed's loop: train and test each epoch (the LR schedule steps on trainer events)."""
+        self.config.epochs = self.trainer.state.epoch + num_epochs
+        for _ in range(num_epochs):
+            print(f"Epoch {self.trainer.state.epoch + 1}")
+            self.train()
+            self.test()
+            if self.stopped:
+                print(f"stopped by a handler after epoch {self.trainer.state.epoch}")
+                break
+        return self.results
+
+    def close(self) -> None:
+        """End the run for the plugins (queued dashboard events sent, writer threads joined).
+
+        Also done when the ``Model`` is garbage-collected or the interpreter exits.
+        """
+        self._finalizer()
+
+
+def _finish(plugins: list[Any], rundir: Any) -> None:
+    from mnist_ignite.plugins.loading import close_plugins
+
+    close_plugins(plugins)
+    if rundir is not None:
+        rundir.release(started=True)
+
+
+def _check_options(config: Any) -> None:
+    """Handler options given as keywords must belong to an enabled handler: a typo is an error, not a default."""
+    import difflib
+
+    from mnist_ignite.errors import ConfigError
+    from mnist_ignite.plugins.loading import load_plugin_class
+
+    known = {o.dest for spec in config.handlers for o in getattr(load_plugin_class(spec), "options", ())}
+    for key in config.options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"Model() got {key}={config.options[key]!r}, an option of no enabled handler{hint}; "
+                f"enabled: {', '.join(config.handlers) or 'none'}"
+            )
