@@ -12,9 +12,7 @@ early_stopping     Ignite EarlyStopping on test accuracy
 nan_guard          stops on a NaN/Inf loss (Ignite TerminateOnNan)
 time_limit         stops cleanly after a wall-clock budget (Ignite TimeLimit)
 plots              matplotlib PNGs: metrics, samples, misclassified, confusion matrix
-visdom_monitor     live Visdom dashboard with an offline log and replay (visdom_assets: its front-end)
-tensorboard        Ignite TensorboardLogger: loss, lr, epoch metrics, hparams, images
-mlflow             Ignite MLflowLogger: params, metrics, the model and plots as artifacts
-tracking           what the trackers share: optional-package check, failures that never stop training
+visdom/            live Visdom dashboard with an offline log (plugin, client, assets: its front-end)
+trackers/          tensorboard (Ignite TensorboardLogger), mlflow; base: what they share (never stop training)
 =================  =====================================================
 """

@@ -36,9 +36,9 @@ BUILTINS: dict[str, str] = {
     "nan_guard": "mnist_ignite.handlers.nan_guard:NanGuardPlugin",
     "time_limit": "mnist_ignite.handlers.time_limit:TimeLimitPlugin",
     "plots": "mnist_ignite.handlers.plots:PlotsPlugin",
-    "visdom": "mnist_ignite.handlers.visdom_monitor:VisdomPlugin",
-    "tensorboard": "mnist_ignite.handlers.tensorboard:TensorBoardPlugin",
-    "mlflow": "mnist_ignite.handlers.mlflow:MLflowPlugin",
+    "visdom": "mnist_ignite.handlers.visdom:VisdomPlugin",
+    "tensorboard": "mnist_ignite.handlers.trackers.tensorboard:TensorBoardPlugin",
+    "mlflow": "mnist_ignite.handlers.trackers.mlflow:MLflowPlugin",
 }
 
 

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("mnist_ignite.cli.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
     "lr-find": ("mnist_ignite.cli.commands.lr_find", "learning-rate range test (FastaiLRFinder): suggested lr, plot"),
     "sweep": ("mnist_ignite.cli.commands.sweep", "Optuna search over a TOML space: pruning, workers, shared storage"),
+    "visdom": (
+        "mnist_ignite.cli.commands.visdom",
+        "a local Visdom server for the live dashboard; replay a visdom.log",
+    ),
 }
 
 

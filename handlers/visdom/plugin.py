@@ -27,39 +27,29 @@ thread pool, which this module keeps.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
-import io
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mnist_ignite.cli.commands.common import command_parser
-from mnist_ignite.config.argv import flag_type
-from mnist_ignite.errors import AssetsError
-from mnist_ignite.handlers.visdom_assets import install_assets, missing_assets
 from mnist_ignite.plugins import Option, Plugin, RunContext
+
+from .client import TIMEOUT_S, client, default_port, reason
 
 if TYPE_CHECKING:  # torch, Ignite and matplotlib load in attach: --help and --list-handlers stay instant
     import torch
     from ignite.engine import Engine
 
-__all__ = ["CLOSE_WAIT_S", "TIMEOUT_S", "VisdomPlugin", "client", "replay", "serve"]
+__all__ = ["CLOSE_WAIT_S", "VisdomPlugin"]
 
-TIMEOUT_S = 5.0  # one HTTP call to the server (connect, then wait for the answer)
 CLOSE_WAIT_S = 5.0  # what the end of a run waits for the queue to drain
-STOP_WAIT_S = 10.0  # what `mnist-ignite visdom` gives its server to exit after a signal
 IMAGES = 12  # as many as plots/misclassified.png
 PANE = {"width": 420, "height": 320}
 # window -> (title, legend, x label, y label, extra visdom options); the page shows them in this order
@@ -69,72 +59,6 @@ CURVES: dict[str, tuple[str, list[str], str, str, dict[str, Any]]] = {
     "train_loss": ("training loss (running mean)", ["train"], "iteration", "loss", {}),
     "lr": ("learning rate", ["lr"], "iteration", "lr (log scale)", {"ytype": "log"}),
 }
-ASSETS_HINT = "visdom's front-end (JS/CSS) is not installed; install it with: mnist-ignite visdom --install-assets"
-
-
-def _default_port() -> int:
-    return int(os.environ.get("VISDOM_PORT", "8097"))
-
-
-_PORT = flag_type(int, lambda port: 1 <= port <= 65535, "must be between 1 and 65535")
-
-
-@functools.cache
-def _client_class() -> type:
-    import visdom
-
-    class TimedVisdom(visdom.Visdom):
-        """``visdom.Visdom`` whose POSTs give up after ``TIMEOUT_S`` (visdom sets no timeout)."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            self.made: set[tuple[str, str]] = set()  # (env, window) this client created
-            super().__init__(**kwargs)
-
-        def _handle_post(self, url: str, data: Any = None) -> str:  # visdom's documented override point
-            return self.session.post(url, data=data if data is not None else {}, timeout=TIMEOUT_S).text
-
-        def _send(self, msg: dict[str, Any], endpoint: str = "events", *args: Any, **kwargs: Any) -> Any:
-            answer = super()._send(msg, endpoint, *args, **kwargs)
-            if endpoint == "events" and msg.get("win") and not self.offline:
-                self.made.add((msg["eid"], msg["win"]))
-            return answer
-
-        def win_exists(self, win: str, env: str | None = None) -> bool | None:
-            """As visdom's, but without a request for a window this client made, nor a print on a failure.
-
-            ``line(update="append")`` asks this before every append: one request instead of two, and
-            on a failure the append that follows is still logged, then fails and says so.
-            """
-            if (env or self.env, win) in self.made:
-                return True
-            try:
-                answer = self._win_exists_wrap(win, env)
-            except ConnectionError:
-                return None
-            return answer == "true" if answer in ("true", "false") else None
-
-    return TimedVisdom
-
-
-def client(server: str, port: int, env: str, log: Path | None = None) -> Any:
-    """A visdom client on the server, with a timeout on every call.
-
-    Raises:
-        ConnectionError: the server did not answer within ``TIMEOUT_S``, or not as Visdom does.
-    """
-    quiet = io.StringIO()  # visdom prints session chatter of its own
-    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        vis = _client_class()(
-            server=server,
-            port=port,
-            env=env,
-            log_to_filename=str(log) if log else None,
-            use_incoming_socket=False,
-            raise_exceptions=True,
-        )  # its constructor POSTs the env: the first call that can fail
-        if vis._win_exists_wrap("") not in ("true", "false"):  # what Visdom answers
-            raise ConnectionError("it did not answer as a Visdom server does")
-    return vis
 
 
 def _figure_rgb(fig: Any) -> Any:
@@ -166,7 +90,7 @@ class VisdomPlugin(Plugin):
         if importlib.util.find_spec("visdom") is None:
             raise ValueError("needs the visdom package: pip install 'mnist-ignite[visdom]'")
         self.server = self.visdom_server or os.environ.get("VISDOM_SERVER_URL", "http://localhost")
-        self.port = self.visdom_port or _default_port()
+        self.port = self.visdom_port or default_port()
         self.env = self.visdom_env or os.environ.get("VISDOM_ENV", "mnist-ignite")
         self.url = f"{self.server}:{self.port}/env/{quote(self.env)}"
         self.warned = False
@@ -183,7 +107,7 @@ class VisdomPlugin(Plugin):
         except Exception as err:  # any failure: monitoring must not stop training
             import visdom
 
-            self._warn(f"no Visdom server at {self.server}:{self.port} ({_reason(err)})")
+            self._warn(f"no Visdom server at {self.server}:{self.port} ({reason(err)})")
             return visdom.Visdom(env=self.env, offline=True, log_to_filename=str(self.log))
 
     def _warn(self, what: str, then: str = "training goes on and every event is kept in") -> None:
@@ -207,7 +131,7 @@ class VisdomPlugin(Plugin):
                 send()
             except Exception as err:
                 self.vis.offline = True  # visdom logs before it posts: this event is in the log already
-                self._warn(f"{what} failed, the server stopped answering ({_reason(err)})")
+                self._warn(f"{what} failed, the server stopped answering ({reason(err)})")
             finally:
                 with self.lock:
                     self.queued -= 1
@@ -346,139 +270,3 @@ class VisdomPlugin(Plugin):
         self._warn(f"the server did not take the last {left} event(s) within {CLOSE_WAIT_S:.0f} s", "they are in")
         with contextlib.suppress(FutureTimeout):
             drained.result(timeout=TIMEOUT_S + CLOSE_WAIT_S)
-
-    # command: mnist-ignite visdom ---------------------------------------------------------
-    @staticmethod
-    def command(argv: list[str]) -> int:
-        """``mnist-ignite visdom``: start a local server, replay a run's log into one, or install the front-end."""
-        parser = command_parser(
-            "visdom",
-            "Start a Visdom server (bound to 127.0.0.1 unless --host says otherwise), "
-            "replay a run's OUTPUT/visdom.log into a running server, or install visdom's front-end.",
-        )
-        parser.add_argument("--port", type=_PORT, default=_default_port(), help="port (env VISDOM_PORT)")
-        parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-        parser.add_argument("--replay", metavar="VISDOM.log", help="send a run's logged events to the server")
-        parser.add_argument(
-            "--server", default=os.environ.get("VISDOM_SERVER_URL", "http://localhost"), help="server URL for --replay"
-        )
-        parser.add_argument("--env", help="with --replay: put the events in this environment instead")
-        parser.add_argument(
-            "--install-assets",
-            action="store_true",
-            help="install visdom's JS/CSS (from the npm registry with npm, else visdom's own download) and exit",
-        )
-        args = parser.parse_args(argv)
-        if importlib.util.find_spec("visdom") is None:
-            return _error("the visdom package is missing: pip install 'mnist-ignite[visdom]'")
-        if args.install_assets:
-            try:
-                install_assets()
-            except AssetsError as err:
-                return _error(str(err))
-            return 0
-        if args.replay:
-            return replay(Path(args.replay), args.server, args.port, args.env)
-        return serve(args.port, args.host)
-
-
-def _reason(err: BaseException) -> str:
-    """Why a call failed, in a few words (visdom replaces the HTTP error by a bare ConnectionError)."""
-    import requests
-
-    cause = err.__context__ if isinstance(err.__context__, requests.RequestException) else err
-    if isinstance(cause, requests.Timeout):
-        return f"no answer within {TIMEOUT_S:.0f} s"
-    if isinstance(cause, requests.ConnectionError):
-        return "cannot connect"
-    text = str(cause)
-    return f"{type(cause).__name__}: {text[:200]}" if text else type(cause).__name__
-
-
-def _error(message: str) -> int:
-    print(f"mnist-ignite visdom: error: {message}", file=sys.stderr)
-    return 1
-
-
-def serve(port: int, host: str = "127.0.0.1") -> int:
-    """Run ``python -m visdom.server`` until it exits, or until SIGINT/SIGTERM, which it forwards and waits on."""
-    if missing_assets():
-        return _error(ASSETS_HINT)
-    cmd = [sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", host]
-    if host in ("127.0.0.1", "localhost"):
-        cmd.append("-bind_local")
-    # its own session: a terminal's Ctrl-C reaches only us, and we pass it on once
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    print(f"Visdom on http://{host}:{port} (Ctrl-C stops it)", flush=True)
-    stop_by: list[float] = []
-
-    def forward(signum: int, _frame: Any) -> None:
-        stop_by.append(time.monotonic() + STOP_WAIT_S)
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while True:
-            try:
-                code = proc.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                if stop_by and time.monotonic() > stop_by[0]:
-                    proc.kill()  # it ignored the signal
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if stop_by:
-        print("Visdom server stopped", flush=True)
-        return 0
-    return code
-
-
-def _read_log(log: Path) -> list[tuple[str, dict[str, Any]]]:
-    """The events of a visdom log, checked before anything is sent."""
-    try:
-        lines = log.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {log}: {getattr(err, 'strerror', None) or err}") from None
-    events = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            endpoint, msg = json.loads(line)
-            if not isinstance(endpoint, str) or not isinstance(msg, dict):
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"{log}:{n} is not a visdom log line (a JSON [endpoint, message] pair)") from None
-        events.append((endpoint, msg))
-    if not events:
-        raise ValueError(f"{log} holds no events")
-    return events
-
-
-def replay(log: Path, server: str, port: int, env: str | None = None) -> int:
-    """Send every logged event to the server (optionally into another environment)."""
-    try:
-        events = _read_log(log)
-    except ValueError as err:
-        return _error(str(err))
-    try:
-        vis = client(server, port, env or "main")
-    except Exception as err:
-        return _error(
-            f"no Visdom server answers at {server}:{port} ({_reason(err)}); "
-            f"start one with: mnist-ignite visdom --port {port}"
-        )
-    envs = set()
-    for i, (endpoint, msg) in enumerate(events):
-        if env:
-            msg["eid"] = env
-        envs.add(str(msg.get("eid")))
-        try:
-            vis._send(msg, endpoint, from_log=True)
-        except Exception as err:
-            return _error(f"the server stopped answering after {i} of {len(events)} events ({_reason(err)})")
-    urls = ", ".join(f"{server}:{port}/env/{quote(e)}" for e in sorted(envs))
-    print(f"replayed {len(events)} events: {urls}")
-    return 0

@@ -10,7 +10,7 @@ import pytest
 
 from mnist_ignite.cli import main
 from mnist_ignite.errors import AssetsError
-from mnist_ignite.handlers.visdom_assets import (
+from mnist_ignite.handlers.visdom.assets import (
     ASSETS,
     MARKER,
     default_cache,

@@ -28,8 +28,10 @@ from conftest import ROOT, small_args
 
 visdom = pytest.importorskip("visdom", reason="pip install 'mnist-ignite[visdom]'")
 
-from mnist_ignite.handlers.visdom_assets import missing_assets  # noqa: E402
-from mnist_ignite.handlers.visdom_monitor import CLOSE_WAIT_S, TIMEOUT_S, VisdomPlugin, serve  # noqa: E402
+from mnist_ignite.cli.commands.visdom import serve  # noqa: E402
+from mnist_ignite.handlers.visdom.assets import missing_assets  # noqa: E402
+from mnist_ignite.handlers.visdom.client import TIMEOUT_S  # noqa: E402
+from mnist_ignite.handlers.visdom.plugin import CLOSE_WAIT_S, VisdomPlugin  # noqa: E402
 
 WINDOWS = ["loss", "accuracy", "train_loss", "lr", "samples", "misclassified", "run"]  # the page's order
 CLI = [sys.executable, str(ROOT / "examples" / "train_mnist.py")]
@@ -397,7 +399,7 @@ def test_chromium_screenshot_mid_run_shows_curves_first(server: Server, data_dir
 def test_server_command_names_the_installer_when_assets_are_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("mnist_ignite.handlers.visdom_monitor.missing_assets", lambda: ["js/jquery.min.js"])
+    monkeypatch.setattr("mnist_ignite.cli.commands.visdom.missing_assets", lambda: ["js/jquery.min.js"])
     assert serve(free_port()) == 1
     assert capsys.readouterr().err == (
         "mnist-ignite visdom: error: visdom's front-end (JS/CSS) is not installed; "

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.plugins import Option, RunContext
 
-from .tracking import EPOCH_SCALARS, TrackerPlugin, flat_settings
+from .base import EPOCH_SCALARS, TrackerPlugin, flat_settings
 
 if TYPE_CHECKING:  # torch, Ignite and mlflow load when a run starts, not for --help
     import torch

@@ -101,9 +101,9 @@ def test_help_explains_the_options() -> None:
 
 
 def test_console_script_and_example_share_the_entry_point() -> None:
-    example = (Path(__file__).resolve().parents[1] / "examples" / "train_mnist.py").read_text()
+    example = (Path(__file__).resolve().parents[2] / "examples" / "train_mnist.py").read_text()
     assert "from mnist_ignite.cli import main" in example
-    setup = (Path(__file__).resolve().parents[1] / "setup.cfg").read_text()
+    setup = (Path(__file__).resolve().parents[2] / "setup.cfg").read_text()
     assert "mnist-ignite = mnist_ignite.cli:main" in setup
 
 
