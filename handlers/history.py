@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.core.files import atomic_write, save_json
 from mnist_ignite.core.history import RECORD_KEYS
-from mnist_ignite.plugins import Plugin, RunContext
+from mnist_ignite.plugins import Output, Plugin, RunContext
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -27,6 +27,10 @@ class HistoryPlugin(Plugin):
 
     name = "history"
     description = "metrics.json + metrics.csv after every epoch, and the seed's results dict"
+    outputs = (
+        Output("metrics.json", "one row per epoch: lr, losses, accuracies, times"),
+        Output("metrics.csv", "the same rows, for a spreadsheet"),
+    )
 
     def attach(self, ctx: RunContext) -> None:
         from ignite.engine import Events

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.core.files import atomic_write
-from mnist_ignite.plugins import Plugin, RunContext
+from mnist_ignite.plugins import Output, Plugin, RunContext
 
 if TYPE_CHECKING:  # matplotlib, torch and Ignite load when a run starts, not for --help
     from ignite.engine import Engine
@@ -32,6 +32,13 @@ class PlotsPlugin(Plugin):
 
     name = "plots"
     description = "matplotlib PNGs in OUTPUT/plots: metrics (live), samples, misclassified, confusion matrix"
+    outputs = (
+        Output(
+            "plots/",
+            "metrics (live), samples, misclassified, confusion matrix (PNG)",
+            files=("samples.png", "metrics.png", "misclassified.png", "confusion_matrix.png"),
+        ),
+    )
 
     def attach(self, ctx: RunContext) -> None:
         # imported here, on the main thread: a module's first import on the writer thread can race

@@ -23,7 +23,8 @@ class TimeLimitPlugin(Plugin):
         from ignite.engine import Events
         from ignite.handlers import TimeLimit
 
+        from mnist_ignite.plugins.events import inside_epoch
+
         # checked after each iteration inside an epoch and after an epoch's own handlers, never between
         # an epoch's last iteration and its EPOCH_COMPLETED (that stop would lose the epoch's evaluation)
-        inside = Events.ITERATION_COMPLETED(event_filter=lambda e, i: i % e.state.epoch_length != 0)
-        ctx.trainer.add_event_handler(inside | Events.EPOCH_COMPLETED, TimeLimit(limit_sec=self.time_limit))
+        ctx.trainer.add_event_handler(inside_epoch() | Events.EPOCH_COMPLETED, TimeLimit(limit_sec=self.time_limit))

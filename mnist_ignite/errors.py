@@ -24,6 +24,7 @@ __all__ = [
     "DataError",
     "DigitImageError",
     "ExportError",
+    "ForcedStop",
     "Interrupted",
     "LRFindError",
     "MissingExtraError",
@@ -158,6 +159,14 @@ class AssetsError(RunFailed):
 
 
 # --- interrupted (exit 128 + signal) -----------------------------------------------------------
+
+
+class ForcedStop(KeyboardInterrupt):
+    """A second signal while a run was stopping: it ended at once, without saving (exit 130)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class Interrupted(MnistIgniteError):

@@ -4,10 +4,10 @@ Notes (INFO) go to stdout as they are; warnings go to stderr as ``mnist-ignite: 
 Every line goes through ``tqdm.write``, which lifts a live progress bar off the screen, writes the
 line and redraws the bar below it, so no message ever lands in the middle of a bar.
 
-Standard logging applies: silence the notes with
-``logging.getLogger("mnist_ignite").setLevel(logging.WARNING)``, or route everything into your own
-logging set-up: once the root logger has a handler (``logging.basicConfig()``, pytest's capture),
-records go there instead of to this console handler, so nothing is shown twice.
+Standard logging applies to ``logging.getLogger("mnist_ignite")``: ``setLevel(logging.WARNING)``
+silences the notes, ``addHandler(...)`` captures the records too. It does not propagate to the
+root logger (so an application's own logging set-up never shows a line twice); to route it into
+yours instead, ``removeHandler`` its :class:`ConsoleHandler` and set ``propagate = True``.
 """
 
 from __future__ import annotations
@@ -44,11 +44,9 @@ class LineFormatter(logging.Formatter):
 
 
 class ConsoleHandler(logging.Handler):
-    """Writes notes to stdout and warnings to stderr, above the progress bar; steps aside for the root's handlers."""
+    """Writes notes to stdout and warnings to stderr, above the progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if logging.getLogger().handlers and logger.propagate:
-            return  # the application configured logging: its handlers show the record
         try:
             stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
             write_line(self.format(record), stream)
@@ -61,6 +59,7 @@ if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
     _handler.setFormatter(LineFormatter())
     logger.addHandler(_handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def note(message: str) -> None:

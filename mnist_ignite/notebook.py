@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -58,16 +59,18 @@ class Model:
         **options: Any,
     ) -> None:
         from mnist_ignite.config.settings import Config
+        from mnist_ignite.core.build import build_run
         from mnist_ignite.core.device import select_device
-        from mnist_ignite.core.launch import build_plugins, build_run, resolve_output_dir, validate
-        from mnist_ignite.core.rundir import RunDir
-        from mnist_ignite.plugins.loading import as_plugin
+        from mnist_ignite.core.files import save_json
+        from mnist_ignite.core.resolve import resolve_output_dir, validate
+        from mnist_ignite.core.rundir import CONFIG, RunDir, outputs_of
+        from mnist_ignite.plugins.loading import build_plugins
 
         self.train_loader = train_loader
         self.test_loader = test_loader
         self.lr = lr if learning_rate is None else learning_rate
         self.momentum = momentum
-        self.config = Config(
+        config = Config(
             lr=self.lr,
             momentum=momentum,
             device=device,
@@ -75,23 +78,18 @@ class Model:
             options=options,
             output_dir=str(output_dir or ""),
         )
-        validate(self.config)
-        _check_options(self.config)
-        self.config.output_dir = str(resolve_output_dir(self.config))
+        validate(config)
+        _check_options(config)
+        config = dataclasses.replace(config, output_dir=str(resolve_output_dir(config)))
+        plugins = build_plugins(config.handlers, config.options, [h for h in handlers if not isinstance(h, str)])
         self._rundir = None
         if output_dir is not None:  # a folder you name is claimed like the CLI's: no silent mixing of two runs
-            self._rundir = RunDir(output_dir, resume=False, overwrite=overwrite)
+            self._rundir = RunDir(output_dir, resume=False, overwrite=overwrite, outputs=outputs_of(plugins))
             self._rundir.claim()
+            save_json(Path(config.output_dir) / CONFIG, config.to_dict())
         self.device = select_device(device)
-        self.ctx = build_run(
-            self.config,
-            self.device,
-            train_loader,
-            test_loader,
-            net=net,
-            plugins=build_plugins(self.config, [as_plugin(h) for h in handlers if not isinstance(h, str)]),
-            quiet=True,  # the seed's own lines: "Epoch N", "Test set: ..."
-        )
+        # no console report: the seed's own lines ("Epoch N", "Test set: ...") are the report
+        self.ctx = build_run(config, self.device, train_loader, test_loader, net=net, plugins=plugins)
         self.model, self.optimizer = self.ctx.model, self.ctx.optimizer
         self.trainer, self.evaluator = self.ctx.trainer, self.ctx.evaluator
         self.results: dict[str, list[float]] = {"train_losses": [], "train_acc": [], "test_losses": [], "test_acc": []}
@@ -99,6 +97,11 @@ class Model:
         self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
         self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))
         self._finalizer = weakref.finalize(self, _finish, list(self.ctx.plugins), self._rundir)
+
+    @property
+    def config(self) -> Any:
+        """The run's settings (a frozen ``Config``)."""
+        return self.ctx.config
 
     @staticmethod
     def check_cuda_availability() -> bool:
@@ -113,8 +116,11 @@ class Model:
 
     def train(self) -> tuple[float, float]:
         """Train one epoch (its evaluation follows, as in every run); append and return (loss, accuracy %)."""
+        from mnist_ignite.plugins.guard import named_failures
+
         epoch = self.trainer.state.epoch
-        state = self.trainer.run(self.train_loader, max_epochs=epoch + 1)
+        with named_failures():
+            state = self.trainer.run(self.train_loader, max_epochs=epoch + 1)
         # a handler may stop the epoch early (time limit): then the running values so far
         running = {name: m.compute() for name, m in self.trainer.train_metrics.metrics.items()}
         values = {name: state.metrics.get(name, running[name]) for name in running}
@@ -145,7 +151,8 @@ class Model:
 
     def run(self, num_epochs: int = 20) -> dict[str, list[float]]:
         """The seed's loop: train and test each epoch (the LR schedule steps on trainer events)."""
-        self.config.epochs = self.trainer.state.epoch + num_epochs
+        # the planned length (progress bars, schedules): the run's settings, made anew, never changed in place
+        self.ctx.config = dataclasses.replace(self.ctx.config, epochs=self.trainer.state.epoch + num_epochs)
         for _ in range(num_epochs):
             print(f"Epoch {self.trainer.state.epoch + 1}")
             self.train()
@@ -164,7 +171,7 @@ class Model:
 
 
 def _finish(plugins: list[Any], rundir: Any) -> None:
-    from mnist_ignite.plugins.loading import close_plugins
+    from mnist_ignite.plugins.guard import close_plugins
 
     close_plugins(plugins)
     if rundir is not None:

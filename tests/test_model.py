@@ -143,7 +143,7 @@ def test_a_plugin_error_under_the_facade_is_raised_naming_it(loaders: tuple[Data
         ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: 1 / 0)
 
     model = Model(*loaders, device="cpu", handlers=["lr_schedule", exploding])  # a plugin object or function too
-    with pytest.raises(PluginError, match="handler 'exploding' failed in trainer EPOCH_COMPLETED: ZeroDivisionError"):
+    with pytest.raises(PluginError, match=r"handler .exploding. failed in trainer EPOCH_COMPLETED at test_model\.py"):
         model.train()
 
 

@@ -25,7 +25,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.plugins import Option, RunContext
+from mnist_ignite.plugins import Option, Output, RunContext
 
 from .base import EPOCH_SCALARS, TrackerPlugin, flat_settings
 
@@ -67,6 +67,10 @@ class MLflowPlugin(TrackerPlugin):
     name = "mlflow"
     description = "MLflow tracking (Ignite MLflowLogger): params, metrics, final_model.pt and plots as artifacts"
     package = extra = "mlflow"
+    outputs = (
+        Output("mlflow.db", "the MLflow tracking store", "mlflow ui --backend-store-uri sqlite:///{path}"),
+        Output("mlartifacts/", "MLflow artifacts"),
+    )
     options = (
         Option("mlflow-uri", str, None, "tracking URI (env MLFLOW_TRACKING_URI; default sqlite:///OUTPUT/mlflow.db)"),
         Option("mlflow-experiment", str, "mnist-ignite", "MLflow experiment name"),

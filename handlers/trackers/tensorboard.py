@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.plugins import Option, RunContext
+from mnist_ignite.plugins import Option, Output, RunContext
 
 from .base import EPOCH_SCALARS, TrackerPlugin, flat_settings
 
@@ -35,6 +35,9 @@ class TensorBoardPlugin(TrackerPlugin):
     name = "tensorboard"
     description = "TensorBoard event files (Ignite TensorboardLogger): loss, lr, epoch metrics, hparams, images"
     package = extra = "tensorboard"
+    outputs = (
+        Output("tensorboard/", "TensorBoard event files", "tensorboard --logdir {path}", ("events.out.tfevents.*",)),
+    )
     options = (
         Option("tensorboard-dir", str, None, "event files folder (default OUTPUT/tensorboard)"),
         Option("tensorboard-every", int, 10, "log the batch loss and lr every N iterations"),

@@ -39,7 +39,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mnist_ignite.plugins import Option, Plugin, RunContext
+from mnist_ignite.plugins import Option, Output, Plugin, RunContext
 
 from .client import TIMEOUT_S, client, default_port, reason
 
@@ -76,6 +76,7 @@ class VisdomPlugin(Plugin):
 
     name = "visdom"
     description = "live Visdom dashboard (loss, accuracy, lr, samples, misclassified) + offline log and replay"
+    outputs = (Output("visdom.log", "every dashboard event", "mnist-ignite visdom --replay {path}"),)
     options = (
         Option("visdom-server", str, None, "server URL (env VISDOM_SERVER_URL, default http://localhost)"),
         Option("visdom-port", int, None, "server port (env VISDOM_PORT, default 8097)"),

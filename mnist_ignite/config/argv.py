@@ -60,6 +60,9 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
         help=f"disable a handler, including the defaults ({', '.join(DEFAULT_HANDLERS)})",
     )
     g.add_argument("--list-handlers", action="store_true", help="list the available handlers and exit")
+    g.add_argument(
+        "--debug", action="store_true", help="show the full traceback of any failure (env MNIST_IGNITE_DEBUG=1)"
+    )
     g.add_argument("--visdom", action="store_true", default=None, help="live Visdom dashboard (handler 'visdom')")
     g.add_argument("--plots", action="store_true", default=None, help="matplotlib PNGs in OUTPUT/plots (default on)")
     g.add_argument("--no-plots", action="store_true", default=None, help="no matplotlib plots")
@@ -97,6 +100,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = (), commands: str 
             s.flag or f"--{f.name.replace('_', '-')}",
             dest=f.name,
             default=default,
+            **({"nargs": "?", "const": s.const} if s.const is not None else {}),
             type=flag_type(kind, s.check, s.rule, s.accepts) if kind is not str else str,
             choices=s.choices,
             metavar=s.metavar,
@@ -174,7 +178,13 @@ def _toml_values(
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{path}: unknown setting(s) {key}{hint}")
         kind = value_type(core[key])
-        accepted = core[key].metadata["setting"].accepts
+        setting = core[key].metadata["setting"]
+        accepted = setting.accepts
+        if setting.const is not None and isinstance(value, bool):  # fast_dev_run = true
+            value = setting.const if value else None
+        if value is None:
+            values[key] = None
+            continue
         values[key] = value if value in accepted else check_value(f"{path}: {key}", kind, value)
     by_handler = {spec: cls for spec, cls in classes} | {getattr(cls, "name", spec): cls for spec, cls in classes}
     for table, entries in tables.items():
@@ -219,10 +229,12 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
     model_args = toml_values.pop("model_args", {})
     parser.set_defaults(**toml_values)
     values = vars(parser.parse_args(argv))
-    config = Config(**{f.name: values[f.name] for f, _ in settings()})
-    config.model_args = model_args | dict(parse_model_arg(a) for a in values["model_arg"])
-    config.handlers = names
-    config.options = {o.dest: values[o.dest] for _, cls in classes for o in getattr(cls, "options", ())}
+    config = Config(
+        **{f.name: values[f.name] for f, _ in settings()},
+        model_args=model_args | dict(parse_model_arg(a) for a in values["model_arg"]),
+        handlers=names,
+        options={o.dest: values[o.dest] for _, cls in classes for o in getattr(cls, "options", ())},
+    )
     check_settings(config)
     return config
 

@@ -23,6 +23,7 @@ __all__ = [
     "DEVICES",
     "PIPELINES",
     "PRECISIONS",
+    "RUN_DEFINING",
     "Config",
     "ConfigError",
     "Setting",
@@ -38,6 +39,19 @@ __all__ = [
 # Enabled unless switched off, attached in this order: NaN guard first (it sees a diverged epoch
 # before anything records it), then the seed's schedule, checkpoints, metrics files, progress, plots.
 DEFAULT_HANDLERS = ("nan_guard", "lr_schedule", "checkpoint", "history", "progress", "plots")
+# what makes a run the run it is: a resume keeps these (checked against the checkpoint, adopted from config.json)
+RUN_DEFINING = (
+    "model",
+    "model_args",
+    "max_train_samples",
+    "max_eval_samples",
+    "batch_size",
+    "seed",
+    "lr",
+    "momentum",
+    "pipeline",
+    "precision",
+)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PIPELINES = ("tensor", "torchvision")
@@ -61,6 +75,7 @@ class Setting:
     metavar: str | None = None
     flag: str | None = None  # default: --name-with-dashes; for a True-by-default switch: --no-name
     accepts: tuple[str, ...] = ()  # words accepted besides values of the field's type (lr: "auto")
+    const: Any = None  # a flag that may come without its value means this (TOML: true)
 
 
 def _setting(default: Any = None, *, factory: Callable[[], Any] | None = None, **meta: Any) -> Any:
@@ -90,9 +105,13 @@ def _at_least_one_or_none(v: Any) -> bool:
     return v is None or v >= 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Every setting of a run. The defaults are the seed's recipe."""
+    """Every setting of a run. The defaults are the seed's recipe.
+
+    Frozen: a run's settings are decided once (:func:`mnist_ignite.core.resolve.resolve`) and
+    never changed afterwards; a changed copy is ``dataclasses.replace(config, lr=0.05)``.
+    """
 
     data_dir: str = _setting(
         factory=default_data_dir,
@@ -189,6 +208,12 @@ class Config:
         group="output and resume",
         metavar="auto|PATH",
     )
+    trust_code: bool = _setting(
+        False,
+        help="let a run's config.json or a checkpoint name the model code to import (module:Attr, file.py:Attr); "
+        "without it only built-in and installed (entry-point) models are rebuilt from files",
+        group="output and resume",
+    )
     resume_force: bool = _setting(
         False,
         help="resume even when data, batch size, seed, optimizer, pipeline or precision differ from the checkpoint's",
@@ -253,11 +278,15 @@ class Config:
         rule="must be distinct comma-separated seeds in [0, 2**63), e.g. 1,2,3",
         metavar="S,S,...",
     )
-    fast_dev_run: bool = _setting(
-        False,
-        help="smoke test: one training batch and one evaluation batch through every enabled handler, "
-        "outputs in a temporary folder that is removed; exit 0 when all works",
+    fast_dev_run: int | None = _setting(
+        None,
+        help="smoke test: N training batches and N evaluation batches (1 without N) through every enabled "
+        "handler, in a temporary folder that is removed; lists the handlers that never ran; exit 0 when all works",
         group="experiments and debugging",
+        check=_at_least_one_or_none,
+        rule="must be >= 1",
+        metavar="N",
+        const=1,
     )
     overfit_batches: int | None = _setting(
         None,

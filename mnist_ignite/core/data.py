@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ __all__ = [
     "DataError",
     "EpochParams",
     "MnistTensors",
+    "ResumableBatches",
     "TensorEvalLoader",
     "TensorTrainLoader",
     "augment",
@@ -343,6 +344,24 @@ class TensorTrainLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches_from(0)
+
+
+class ResumableBatches:
+    """The batches that follow ``trainer.state.iteration``, for the trainer to run over.
+
+    Ignite calls ``iter()`` at the start of each epoch and once when a run resumes; asking the
+    loader for the batches from the current iteration makes a mid-epoch resume exact (and gives
+    each new epoch its own order and augmentation when an lr search runs for several epochs).
+    """
+
+    def __init__(self, loader: TensorTrainLoader, trainer: Any) -> None:
+        self.loader, self.trainer = loader, trainer
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.loader.batches_from(self.trainer.state.iteration)
 
 
 class TensorEvalLoader:

@@ -1,26 +1,139 @@
-"""Ignite trainer and evaluator for the Net: the update step, no-grad evaluation, metrics.
+"""Ignite trainer and evaluator for the Net: the update step, no-grad evaluation, metrics, handler owners.
 
-The trainer is an :class:`ignite.engine.Engine` around :class:`TrainStep` (the same update as
+Both engines are :class:`RunEngine`, an Ignite ``Engine`` that remembers which plugin registered
+each handler: a handler that raises is reported under its plugin's name (:mod:`mnist_ignite.plugins.guard`),
+and every plugin's handlers are counted as they fire (``--fast-dev-run`` reports what never ran).
+The trainer runs :class:`~mnist_ignite.core.step.TrainStep` (the same update as
 ``create_supervised_trainer``, plus autocast on any device, fp16 loss scaling and channels_last)
-or its CUDA-graph twin; the evaluator is ``create_supervised_evaluator``. Metrics are Ignite's own: ``Average``s of
-the batch losses and of the per-image hits over the epoch on the trainer (the seed's running
-values), ``Loss`` and ``Accuracy`` on the evaluator. Metric sums stay on the device, so a step
-never waits for the host.
+or its CUDA-graph twin; the evaluator runs Ignite's ``supervised_evaluation_step``. Metrics are
+Ignite's own: ``Average``s of the batch losses and of the per-image hits over the epoch on the
+trainer (the seed's running values), ``Loss`` and ``Accuracy`` on the evaluator. Metric sums stay
+on the device, so a step never waits for the host.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import functools
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from ignite.engine import Engine, Events, create_supervised_evaluator
+from ignite.engine import Engine, Events, EventsList, supervised_evaluation_step
 from ignite.metrics import Accuracy, Average, Loss
 
 from mnist_ignite.core.step import GraphedTrainStep, LossScaler, TrainStep, autocast, prepare_batch
+from mnist_ignite.plugins.guard import mark_origin
 
-__all__ = ["MisclassifiedSamples", "TrainMetricsState", "create_evaluator", "create_trainer", "finite_weights"]
+__all__ = [
+    "MisclassifiedSamples",
+    "RunEngine",
+    "TrainMetricsState",
+    "create_evaluator",
+    "create_trainer",
+    "event_label",
+    "finite_weights",
+]
+
+
+def event_label(event: Any) -> str:
+    """An event as its user wrote it: ``ITERATION_COMPLETED(every=10)``, ``EPOCH_COMPLETED(once=2)``, ``STARTED``.
+
+    Ignite keeps ``every=``/``once=`` only inside the filter function it builds; they are read back
+    from that function's closure (a custom ``event_filter`` shows as ``(filtered)``).
+    """
+    name = getattr(event, "name", str(event))
+    f = getattr(event, "filter", None)
+    if f is None:
+        return name
+    values = dict(zip(f.__code__.co_freevars, (c.cell_contents for c in f.__closure__ or ()), strict=False))
+    shown = []
+    for key in ("every", "once", "before_", "after_"):
+        value = values.get(key)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if value not in (None, 0):
+            shown.append(f"{key.rstrip('_')}={value}")
+    return f"{name}({', '.join(shown) or 'filtered'})"
+
+
+class RunEngine(Engine):
+    """An Ignite ``Engine`` that knows which plugin registered each handler.
+
+    While a plugin attaches (:meth:`owned_by`), and while one of its handlers runs, every handler
+    registered on this engine belongs to that plugin: it is wrapped so that an exception it raises
+    carries the plugin (:func:`~mnist_ignite.plugins.guard.mark_origin`) and each call is counted in :attr:`calls`. The
+    core's own handlers (registered with no owner) run as they are, with no wrapper.
+
+    A plugin's handler on ``Events.EXCEPTION_RAISED`` runs and then re-raises: Ignite swallows an
+    exception once any handler listens there, which would turn a failed run into a successful exit.
+    """
+
+    def __init__(self, process_function: Callable[..., Any], role: str) -> None:
+        super().__init__(process_function)
+        self.role = role  # "trainer" or "evaluator", for messages
+        self.owner: Any = None
+        self.calls: Counter[tuple[int, str]] = Counter()  # (id(plugin), event label) -> calls
+        self._wrappers: dict[Any, list[Callable[..., Any]]] = {}  # a plugin's handler -> its wrappers
+
+    @contextlib.contextmanager
+    def owned_by(self, plugin: Any) -> Iterator[None]:
+        """Handlers registered inside this block belong to ``plugin``."""
+        previous, self.owner = self.owner, plugin
+        try:
+            yield
+        finally:
+            self.owner = previous
+
+    def add_event_handler(self, event_name: Any, handler: Callable, *args: Any, **kwargs: Any) -> Any:
+        owner = self.owner
+        if owner is None or isinstance(event_name, EventsList):  # a list comes back here once per event
+            return super().add_event_handler(event_name, handler, *args, **kwargs)
+        wrapped = self._owned(handler, owner, event_name)
+        self._wrappers.setdefault(handler, []).append(wrapped)
+        self.calls.setdefault((id(owner), event_label(event_name)), 0)
+        return super().add_event_handler(event_name, wrapped, *args, **kwargs)
+
+    def _owned(self, handler: Callable, owner: Any, event_name: Any) -> Callable[..., Any]:
+        engine = weakref.proxy(self)  # the wrapper is held by this engine: no reference cycle
+        where = f"{self.role} {event_label(event_name)}"
+        key = (id(owner), event_label(event_name))
+        reraise = event_name == Events.EXCEPTION_RAISED
+
+        @functools.wraps(handler)  # keeps the signature, which Ignite inspects
+        def owned(*args: Any, **kwargs: Any) -> Any:
+            previous, engine.owner = engine.owner, owner
+            engine.calls[key] += 1
+            try:
+                result = handler(*args, **kwargs)
+            except BaseException as err:
+                mark_origin(err, owner, where)
+                raise
+            finally:
+                engine.owner = previous
+            if reraise:
+                raise next(a for a in args if isinstance(a, BaseException))
+            return result
+
+        return owned
+
+    def has_event_handler(self, handler: Callable, event_name: Any | None = None) -> bool:
+        return any(super(RunEngine, self).has_event_handler(h, event_name) for h in self._registered(handler))
+
+    def remove_event_handler(self, handler: Callable, event_name: Any) -> None:
+        for h in self._registered(handler):
+            if super().has_event_handler(h, event_name):
+                return super().remove_event_handler(h, event_name)
+        return super().remove_event_handler(handler, event_name)  # Ignite's own "not found" error
+
+    def _registered(self, handler: Callable) -> list[Callable[..., Any]]:
+        try:
+            return [handler, *self._wrappers.get(handler, ())]
+        except TypeError:  # an unhashable callable cannot have been wrapped
+            return [handler]
 
 
 def finite_weights(model: torch.nn.Module) -> bool:
@@ -63,7 +176,7 @@ def create_trainer(
     channels_last: bool = False,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cuda_graph_batch: int | None = None,
-) -> Engine:
+) -> RunEngine:
     """The trainer, with ``train_loss`` (mean of batch losses) and ``train_acc`` over each epoch.
 
     ``trainer.state.metrics`` holds both at ``EPOCH_COMPLETED``; ``trainer.train_metrics``
@@ -79,7 +192,7 @@ def create_trainer(
         )
     else:
         step = TrainStep(model, optimizer, device, dtype, channels_last, forward, scaler)
-    trainer = Engine(step)
+    trainer = RunEngine(step, "trainer")
     trainer.grad_scaler = scaler  # type: ignore[attr-defined]
     metrics = {
         "train_loss": Average(output_transform=lambda o: o["loss"], device=device),
@@ -95,21 +208,28 @@ def create_trainer(
 
 def create_evaluator(
     model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None, channels_last: bool = False
-) -> Engine:
-    """No-grad evaluator with Ignite's ``Accuracy`` and ``Loss`` (mean nll over all test images)."""
+) -> RunEngine:
+    """No-grad evaluator with Ignite's ``Accuracy`` and ``Loss`` (mean nll over all test images).
+
+    What ``create_supervised_evaluator`` builds (Ignite's ``supervised_evaluation_step``), on a
+    :class:`RunEngine`, with autocast on any device and the model's memory layout.
+    """
 
     def model_fn(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         with autocast(device, dtype):
             return m(x).float()
 
-    return create_supervised_evaluator(
+    step = supervised_evaluation_step(
         model,
-        metrics={"accuracy": Accuracy(device=device), "loss": Loss(F.cross_entropy, device=device)},
-        device=device,
+        device,
         non_blocking=device.type == "cuda",
         prepare_batch=lambda batch, device, non_blocking: prepare_batch(batch, device, channels_last),
         model_fn=model_fn,
     )
+    evaluator = RunEngine(step, "evaluator")
+    Accuracy(device=device).attach(evaluator, "accuracy")
+    Loss(F.cross_entropy, device=device).attach(evaluator, "loss")
+    return evaluator
 
 
 class MisclassifiedSamples:

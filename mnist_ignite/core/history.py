@@ -1,11 +1,22 @@
-"""The run's per-epoch rows (what metrics.json holds), checkpointed so a resumed run lists each epoch once."""
+"""The run's per-epoch rows (what metrics.json holds), and the evaluation that makes each row.
+
+:func:`attach_epoch_record` evaluates after every training epoch and publishes the epoch's row
+as ``trainer.state.record``; :class:`History` keeps the rows, checkpointed so a resumed run lists
+each epoch once.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RECORD_KEYS", "History", "make_record", "seed_results"]
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+    from mnist_ignite.plugins.api import RunContext
+
+__all__ = ["RECORD_KEYS", "History", "attach_epoch_record", "make_record", "seed_results"]
 
 # the epoch record (trainer.state.record, a row of metrics.json / metrics.csv), in column order
 RECORD_KEYS = (
@@ -57,3 +68,48 @@ class History:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rows = [dict(r) for r in state["rows"]]
+
+
+def attach_epoch_record(ctx: RunContext) -> None:
+    """Evaluate after each training epoch and publish the epoch's row as ``trainer.state.record``.
+
+    Registered before any plugin, so every plugin's ``EPOCH_COMPLETED`` handler sees the row.
+    """
+    import ignite.distributed as idist
+    import torch
+    from ignite.engine import Events
+
+    trainer, evaluator, device = ctx.trainer, ctx.evaluator, ctx.device
+    clock = {"start": 0.0, "images": 0}
+
+    def start(_: Engine) -> None:
+        clock["start"], clock["images"] = time.perf_counter(), 0
+
+    def count(engine: Engine) -> None:
+        clock["images"] += int(engine.state.output["y"].shape[0])  # shape only: no device sync
+
+    def evaluate(engine: Engine) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - clock["start"]
+        t0 = time.perf_counter()
+        metrics = evaluator.run(ctx.eval_data).metrics
+        eval_seconds = time.perf_counter() - t0
+        images = clock["images"] * idist.get_world_size()
+        row = make_record(
+            epoch=engine.state.epoch,
+            lr=float(ctx.optimizer.param_groups[0]["lr"]),
+            train_loss=float(engine.state.metrics["train_loss"]),
+            train_acc=100.0 * float(engine.state.metrics["train_acc"]),
+            test_loss=float(metrics["loss"]),
+            test_acc=100.0 * float(metrics["accuracy"]),
+            train_seconds=round(train_seconds, 4),
+            eval_seconds=round(eval_seconds, 4),
+            train_images_per_second=round(images / max(train_seconds, 1e-9), 1),
+        )
+        ctx.history.append(row)
+        engine.state.record = row
+
+    trainer.add_event_handler(Events.EPOCH_STARTED, start)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, count)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, evaluate)

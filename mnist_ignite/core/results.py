@@ -1,8 +1,9 @@
-"""What a run tells its user: a header before training, a footer after it, and ``results.json``.
+"""A run's outcome, ``results.json``, and its clock: start-up, lr finder, training and evaluation seconds.
 
-The header says what is about to happen (model, device, precision, data, output folder); the
-footer says what came of it (best and final test accuracy, times, where every file is).
-``results.json`` holds the same numbers for tools (``compare``, repeats, sweeps).
+``results.json`` holds what came of a run (best and final test accuracy, epochs, times) for
+tools (``compare``, repeats, sweeps) and for the footer the command line prints. Start-up counts
+from the process start (the interpreter's own start-up included, read from /proc) to the first
+training step, without the lr finder's time, which is a figure of its own.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ def run_clock_base() -> float:
 
 
 class StartupClock:
-    """Seconds from the run's start (see :func:`run_clock_base`) to its first training step."""
+    """Seconds from the run's start (see :func:`run_clock_base`) to its first training step, less ``excluded``
+    (the lr finder's seconds, a figure of their own)."""
 
-    def __init__(self, base: float = 0.0) -> None:
-        self.base = base
+    def __init__(self, base: float = 0.0, excluded: float = 0.0) -> None:
+        self.base, self.excluded = base, excluded
         self.seconds: float | None = None
 
     def elapsed(self) -> float:
@@ -55,20 +57,22 @@ class StartupClock:
         from ignite.engine import Events
 
         def first_step(_: Any) -> None:
-            self.seconds = self.elapsed()
+            self.seconds = self.elapsed() - self.excluded
             trainer.remove_event_handler(first_step, Events.ITERATION_STARTED)
 
         trainer.add_event_handler(Events.ITERATION_STARTED, first_step)
 
 
 def summarize(
-    ctx: RunContext, startup_seconds: float | None, total_seconds: float, resumed_at: int = 0
+    ctx: RunContext, clock: StartupClock, resumed_at: int = 0, lr_find_seconds: float | None = None
 ) -> dict[str, Any]:
     """The run's outcome, written to OUTPUT/results.json.
 
     Accuracy, epochs, training and evaluation seconds are the whole run's; a run resumed after
     epoch ``resumed_at`` spent ``total_seconds`` and ``startup_seconds`` in this process only.
     """
+    startup_seconds, total_seconds = clock.seconds, clock.elapsed()
+    reached = ctx.target.reached if ctx.target is not None else None
     rows = ctx.history.rows
     scaler = getattr(ctx.trainer, "grad_scaler", None)
     best = max(rows, key=lambda r: r["test_acc"]) if rows else None
@@ -81,15 +85,18 @@ def summarize(
         "train_seconds": round(sum(r["train_seconds"] for r in rows), 3),
         "eval_seconds": round(sum(r["eval_seconds"] for r in rows), 3),
         "startup_seconds": None if startup_seconds is None else round(startup_seconds, 3),
+        "lr_find_seconds": None if lr_find_seconds is None else round(lr_find_seconds, 3),
         "total_seconds": round(total_seconds, 3),
         "resumed_at_epoch": resumed_at or None,  # this process trained the epochs after it
         # fp16 loss scaling: updates skipped because a gradient overflowed (None without fp16)
         "skipped_steps": None if scaler is None else scaler.skipped_steps,
         "target_acc": ctx.config.target_acc,
-        "target_reached_epoch": (ctx.target_reached or {}).get("target_reached_epoch"),
-        "target_reached_seconds": (ctx.target_reached or {}).get("target_reached_seconds"),
+        "target_reached_epoch": (reached or {}).get("target_reached_epoch"),
+        "target_reached_seconds": (reached or {}).get("target_reached_seconds"),
     }
 
 
 def write_results(ctx: RunContext, results: dict[str, Any]) -> None:
-    save_json(ctx.output_dir / "results.json", results)
+    from mnist_ignite.core.rundir import RESULTS
+
+    save_json(ctx.output_dir / RESULTS, results)

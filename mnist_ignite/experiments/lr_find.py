@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +28,8 @@ if TYPE_CHECKING:
     import torch
     from ignite.engine import Engine
 
-    from mnist_ignite.core.data import TensorTrainLoader
 
-__all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_range_test", "valley", "write_results"]
+__all__ = ["LRFindError", "LRFindResult", "figure", "find_lr", "lr_for_run", "lr_range_test", "valley", "write_results"]
 
 # 200 iterations over five decades: on the seed Net (batch 64) fewer leave the loss barely moved
 # before the lr is already high
@@ -72,19 +70,6 @@ class LRFindResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class _Epochs:
-    """The tensor pipeline's batches from the trainer's current iteration: each epoch a new order and augmentation."""
-
-    def __init__(self, loader: TensorTrainLoader, trainer: Engine) -> None:
-        self.loader, self.trainer = loader, trainer
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.loader.batches_from(self.trainer.state.iteration)
 
 
 def _loss(output: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -148,7 +133,7 @@ def lr_range_test(
     """
     from ignite.handlers import FastaiLRFinder
 
-    from mnist_ignite.core.data import TensorTrainLoader
+    from mnist_ignite.core.data import ResumableBatches, TensorTrainLoader
 
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
@@ -162,7 +147,7 @@ def lr_range_test(
     if scaler is not None:  # fp16: its loss scale is part of the state the search must not change
         to_save["grad_scaler"] = scaler
     if isinstance(data, TensorTrainLoader):
-        data = _Epochs(data, trainer)
+        data = ResumableBatches(data, trainer)
     epochs = math.ceil(num_iter / len(data))
     steps = num_iter - 1  # Ignite runs steps + 1 iterations, at lrs start_lr ... end_lr
     with warnings.catch_warnings():
@@ -228,15 +213,15 @@ def find_lr(
     """
     from ignite.utils import manual_seed
 
+    from mnist_ignite.core.build import build_data, build_run
     from mnist_ignite.core.device import select_device
-    from mnist_ignite.core.launch import _build_data, build_run
 
     device = select_device(config.device)
     # the evaluation that runs at an epoch end is not part of the search: one test image keeps it trivial
     config = dataclasses.replace(config, lr=float(start_lr), max_eval_samples=1, nproc_per_node=1, nnodes=1)
     manual_seed(config.seed)
-    train_data, eval_data = _build_data(config, device, 0, 1)
-    ctx = build_run(config, device, train_data, eval_data, net=net, quiet=True)
+    train_data, eval_data = build_data(config, device)
+    ctx = build_run(config, device, train_data, eval_data, net=net)
     return lr_range_test(
         ctx.trainer,
         ctx.model,
@@ -285,3 +270,20 @@ def write_results(result: LRFindResult, config: Config, out: Path) -> list[Path]
     title = f"lr range test: {name}, batch {config.batch_size}, momentum {config.momentum}"
     png_path = save_figure(figure(result, title), out / "lr_find.png")
     return [png_path, json_path]
+
+
+def lr_for_run(config: Config) -> float:
+    """``--lr auto``: the range test's suggestion for ``config`` (lr_find.json and lr_find.png go in its run folder)."""
+    import os
+
+    from mnist_ignite.log import note
+
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun every process searches (same seed, same lr)
+    if main:
+        note("--lr auto: running the learning-rate finder first ...")
+    result = find_lr(config)
+    if main:
+        out = Path(config.output_dir)
+        write_results(result, config, out)
+        note(f"--lr auto: using lr {result.suggestion:.3g} (curve in {out / 'lr_find.png'})")
+    return float(result.suggestion)

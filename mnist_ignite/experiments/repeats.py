@@ -8,17 +8,25 @@ OUTPUT/summary.json and the printed table hold the per-seed numbers and their st
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.config.settings import Config, _seed_list
 from mnist_ignite.core.files import save_json
+from mnist_ignite.core.resolve import resolve_output_dir, validate
 from mnist_ignite.core.rundir import RunDir
+from mnist_ignite.log import write_line
+from mnist_ignite.plugins.api import Output
 
-__all__ = ["run_repeats", "seeds_of", "summarize_seeds"]
+if TYPE_CHECKING:
+    from mnist_ignite.core.launch import Outcome
+
+__all__ = ["OUTPUTS", "SUMMARY", "run_repeats", "seeds_of", "summarize_seeds"]
+
+SUMMARY = "summary.json"
+# what a repeat writes into its parent folder (each seed-S folder is a run of its own)
+OUTPUTS = (Output(SUMMARY, "mean, std, min and max over the seeds"),)
 
 
 def seeds_of(config: Config) -> list[int]:
@@ -76,26 +84,30 @@ def _table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_repeats(config: Config, plugins: Sequence[Any] = ()) -> dict[str, Any]:
-    """Train ``config`` once per seed, each in OUTPUT/seed-S; write OUTPUT/summary.json and print the table."""
-    from mnist_ignite.core.launch import resolve_output_dir, train, validate
+def run_repeats(
+    config: Config, plugins: Sequence[Any], run_one: Callable[[Config, Sequence[Any]], Outcome]
+) -> dict[str, Any]:
+    """Train ``config`` once per seed with ``run_one``, each in OUTPUT/seed-S; OUTPUT/summary.json and a table.
 
+    Returns the summary; ``summary["last_rows"]`` holds the last seed's epoch rows (not written to the file).
+    """
     validate(config)
-    parent = RunDir(resolve_output_dir(config), resume=bool(config.resume), overwrite=config.overwrite)
+    parent = RunDir(resolve_output_dir(config), resume=bool(config.resume), overwrite=config.overwrite, outputs=OUTPUTS)
     folder = parent.claim()
     per_seed: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     try:
         for seed in seeds_of(config):
             child = dataclasses.replace(
                 config, seed=seed, repeat=None, seeds=None, output_dir=str(folder / f"seed-{seed}")
             )
-            print(f"== seed {seed}: {child.output_dir}", flush=True)
-            train(child, plugins)
-            results = json.loads((Path(child.output_dir) / "results.json").read_text())
-            per_seed.append({"seed": seed, "folder": child.output_dir, **results})
+            write_line(f"== seed {seed}: {child.output_dir}")
+            outcome = run_one(child, plugins)
+            rows = outcome.rows
+            per_seed.append({"seed": seed, "folder": child.output_dir, **(outcome.results or {})})
             summary = summarize_seeds(per_seed, config.target_acc)
-            save_json(folder / "summary.json", summary)  # after every seed: a stopped repeat keeps what it has
+            save_json(folder / SUMMARY, summary)  # after every seed: a stopped repeat keeps what it has
     finally:
         parent.release(started=bool(per_seed))
-    print(_table(summary), flush=True)
-    return summary
+    write_line(_table(summary))
+    return {**summary, "last_rows": rows}

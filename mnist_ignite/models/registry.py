@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnist_ignite.errors import ModelError, SpecError
+from mnist_ignite.errors import ModelError, SpecError, UntrustedSpecError
 from mnist_ignite.specs import registered, resolve
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "available_models",
     "build_model",
     "check_model",
+    "is_trusted",
+    "require_trusted",
 ]
 
 ENTRY_POINT_GROUP = "mnist_ignite.models"
@@ -38,6 +40,29 @@ BUILTIN_MODELS = {"seed": "mnist_ignite.models.net:Net"}
 def available_models() -> dict[str, str]:
     """Name -> ``module:attr`` for built-ins and the ``mnist_ignite.models`` entry points."""
     return registered(BUILTIN_MODELS, ENTRY_POINT_GROUP)
+
+
+def is_trusted(spec: str) -> bool:
+    """A built-in model or an installed entry point: code the user installed, not code a file names."""
+    return spec in available_models()
+
+
+def require_trusted(spec: str, source: str, trusted: bool = False, how: str = "") -> None:
+    """Refuse to import ``spec`` read from ``source`` (a checkpoint, a config.json) unless it is trusted.
+
+    A data file must never make this tool run code: a spec that imports a module or a file is used
+    only when the user trusts it (``trusted``: ``--trust-code``, or the same spec on the command line).
+
+    Raises:
+        UntrustedSpecError: one line saying what the file asks for and how to allow it (exit 2).
+    """
+    if trusted or is_trusted(spec):
+        return
+    allow = how or f"--model {spec}, or --trust-code"
+    raise UntrustedSpecError(
+        f"{source} asks to import {spec!r} to rebuild its model; a file cannot make mnist-ignite run code. "
+        f"If you trust that code, say so: {allow}"
+    )
 
 
 def build_model(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:

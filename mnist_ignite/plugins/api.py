@@ -33,12 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mnist_ignite.errors import PluginError, PluginLoadError, StopTraining
+from mnist_ignite.log import note
 
 if TYPE_CHECKING:  # torch and Ignite load when a run starts, not for --help
     import torch
     from ignite.engine import Engine
 
-__all__ = ["Option", "Plugin", "PluginError", "PluginLoadError", "RunContext", "StopTraining"]
+    from mnist_ignite.config.settings import Config
+
+__all__ = ["Option", "Output", "Plugin", "PluginError", "PluginLoadError", "RunContext", "StopTraining"]
 
 
 def _cpu() -> torch.device:
@@ -62,28 +65,80 @@ class Option:
         return self.name.replace("-", "_")
 
 
+@dataclass(frozen=True)
+class Output:
+    """A file or folder a plugin writes into the run folder: declared, so the core can list it and clean it up.
+
+    ``path`` is relative to the run folder; a folder ends with ``/``. ``files`` are the globs inside
+    a folder that are the plugin's own (``--overwrite`` removes those and leaves anything else a
+    user put there). ``what`` and ``open_with`` (a command with ``{path}``) are shown by the footer.
+    """
+
+    path: str
+    what: str = ""
+    open_with: str = ""
+    files: tuple[str, ...] = ("*",)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.endswith("/")
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/")
+
+
 @dataclass
 class RunContext:
-    """What a plugin sees of a run."""
+    """What a plugin sees of a run.
+
+    Attributes:
+        trainer: the training engine; ``trainer.state.output`` after each step is a dict of
+            detached tensors ``loss`` (the batch's mean cross-entropy), ``y_pred`` (B, 10), ``y``
+            (B,) and ``correct`` (B, 1); ``trainer.state.record`` is the epoch's row at
+            ``EPOCH_COMPLETED`` (the row of metrics.json).
+        evaluator: the evaluation engine; its ``state.metrics`` hold ``accuracy`` and ``loss``.
+        model: the network being trained (the module itself, not a distributed wrapper).
+        optimizer: its optimizer.
+        config: the run's settings, resolved (no ``auto`` left in ``lr``, the folder chosen). Never
+            changed during a run.
+        output_dir: the run folder.
+        is_main_process: False on the other ranks of a distributed run (write files on the main one).
+        device: where the model trains.
+        precision: the autocast precision (``fp32``, ``bf16``, ``fp16``) and why.
+        train_data: the training batches; ``eval_data``: the test batches.
+        epoch_length: iterations per epoch.
+        plugins: the plugins attached so far, in order.
+        history: the epoch rows so far (``history.rows``; ``history.results`` is the seed's dict).
+        checkpoint_objects: objects saved in every checkpoint (a plugin adds its scheduler here).
+        target: the time-to-accuracy service when ``--target-acc`` is set (``target.reached``).
+    """
 
     trainer: Engine
     evaluator: Engine
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    config: Any
+    config: Config
     output_dir: Path
     is_main_process: bool = True
     device: torch.device = field(default_factory=_cpu)
+    precision: Any = None
     train_data: Any = None
     eval_data: Any = None
     epoch_length: int = 0
     plugins: list[Any] = field(default_factory=list)
-    # the per-epoch rows (mnist_ignite.history.History): .rows, .results (the seed's dict)
     history: Any = None
-    # objects other plugins want saved in checkpoints (e.g. the lr scheduler), by name
     checkpoint_objects: dict[str, Any] = field(default_factory=dict)
-    # --target-acc: {"target_acc", "target_reached_epoch", "target_reached_seconds"} once reached
-    target_reached: dict[str, Any] | None = None
+    target: Any = None
+
+    def log(self, message: str) -> None:
+        """Write a line above the progress bar (never through it), on the main process only.
+
+        It goes to ``logging.getLogger("mnist_ignite")`` as a note: shown on the console, in a
+        notebook cell, in a log file when output is piped, and capturable like any log record.
+        """
+        if self.is_main_process:
+            note(message)
 
 
 class Plugin:
@@ -92,6 +147,7 @@ class Plugin:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...]] = ()
+    outputs: ClassVar[tuple[Output, ...]] = ()  # what it writes into the run folder
 
     def __init__(self, **values: Any) -> None:
         known = {o.dest: o for o in self.options}

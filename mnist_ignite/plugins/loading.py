@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mnist_ignite.errors import PluginLoadError, SpecError
@@ -17,8 +18,8 @@ __all__ = [
     "as_plugin",
     "available_plugins",
     "build_plugin",
+    "build_plugins",
     "check_handler_name",
-    "close_plugins",
     "load_plugin_class",
 ]
 
@@ -72,12 +73,27 @@ def load_plugin_class(spec: str) -> type:
 
 
 def _function_plugin(func: Callable[[RunContext], None]) -> type:
-    """A plugin class around a plain ``attach(ctx)`` function (Ignite takes any callable as a handler)."""
+    """A plugin class around a plain ``attach(ctx)`` function (Ignite takes any callable as a handler).
+
+    Its name is the function's ``name`` attribute when it has one, else the function's name, or
+    for a function called ``attach`` its module's (``grad_norm.py:attach`` is ``grad_norm``), so
+    two files' ``attach`` functions do not share a name.
+    """
     doc = (func.__doc__ or "").strip().splitlines()
+    name = getattr(func, "name", None) or func.__name__
+    if name == "attach":
+        module = sys.modules.get(func.__module__)
+        file = getattr(module, "__file__", None)
+        name = Path(file).stem if file else func.__module__.rpartition(".")[2]
     return type(
-        func.__name__,
+        name,
         (),
-        {"name": func.__name__, "description": doc[0] if doc else "", "attach": staticmethod(func)},
+        {
+            "name": name,
+            "description": doc[0] if doc else "",
+            "attach": staticmethod(func),
+            "function": staticmethod(func),  # where its code is, for error messages
+        },
     )
 
 
@@ -101,22 +117,23 @@ def build_plugin(spec: str, cls: type, values: dict[str, Any]) -> Any:
     return plugin
 
 
-def close_plugins(plugins: Sequence[Any]) -> None:
-    """Call each plugin's optional ``close()`` once the run has ended, succeeded or failed (last attached first).
+def build_plugins(handlers: Sequence[str], options: dict[str, Any], extra: Sequence[Any] = ()) -> list[Any]:
+    """The plugins ``handlers`` name, built with their ``options`` (by dest name), then ready-made ``extra`` ones.
 
-    The core does this in a ``finally`` instead of plugins listening to ``Events.EXCEPTION_RAISED``: a
-    handler on that event makes Ignite swallow the exception. A failing ``close()`` warns, naming the
-    plugin, and never hides the run's own error.
+    Two plugins with one name are refused: each plugin's checkpoint state is kept under its name.
     """
-    for plugin in reversed(list(plugins)):
-        close = getattr(plugin, "close", None)
-        if not callable(close):
-            continue
-        try:
-            close()
-        except Exception as err:  # cleanup must not mask the run's outcome
-            print(
-                f"mnist-ignite: warning: handler {plugin.name!r}: close failed: {type(err).__name__}: {err}",
-                file=sys.stderr,
-                flush=True,
+    plugins = []
+    for spec in handlers:
+        cls = load_plugin_class(spec)
+        values = {o.dest: options[o.dest] for o in getattr(cls, "options", ()) if o.dest in options}
+        plugins.append(build_plugin(spec, cls, values))
+    plugins += [as_plugin(p) for p in extra]
+    seen: dict[str, str] = {}
+    for plugin, spec in zip(plugins, [*handlers, *(repr(p) for p in extra)], strict=True):
+        if plugin.name in seen:
+            raise PluginLoadError(
+                f"two handlers are named {plugin.name!r} ({seen[plugin.name]} and {spec}): each needs its own name "
+                "(its state is saved under it); set name = '...' on one of them"
             )
+        seen[plugin.name] = spec
+    return plugins

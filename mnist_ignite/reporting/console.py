@@ -1,12 +1,26 @@
-"""What a run tells its user: the header before training and the footer after it."""
+"""What a run tells its user on the console: a header, one line per epoch, a footer.
+
+:class:`ConsoleReport` is a plugin the command line (and ``mnist_ignite.train``) attaches last:
+the header once the run is ready (after a resume), the epoch line once the epoch is complete
+(``RunEvents.EPOCH_END``), and the target line when ``--target-acc`` is reached. Every line goes
+to stdout above any progress bar (:func:`mnist_ignite.log.write_line`). :func:`footer` and
+:func:`fast_dev_run_summary` turn a run's :class:`~mnist_ignite.core.launch.Outcome` into the
+closing lines; the numbers come from ``results.json``, the files from the plugins' declarations.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mnist_ignite.log import write_line
 from mnist_ignite.plugins.api import RunContext
 
-__all__ = ["footer", "header"]
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+    from mnist_ignite.core.launch import Outcome
+
+__all__ = ["ConsoleReport", "epoch_line", "fast_dev_run_summary", "footer", "header"]
 
 
 def _count(data: Any) -> int:
@@ -21,39 +35,78 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
-def header(ctx: RunContext) -> str:
-    """The lines printed before the first step."""
-    c = ctx.config
-    from mnist_ignite.core.device import choose_precision
+def _args(args: dict[str, Any]) -> str:
+    return "".join(f"{k}={v!r} " for k, v in args.items())
+
+
+def header(ctx: RunContext, plugins: list[Any] | None = None) -> str:
+    """The lines printed before the first step: model, device, precision, data, handlers, output folder."""
     from mnist_ignite.models.layers import model_stats, stats_line
 
-    precision = choose_precision(c.precision, ctx.device)
+    c = ctx.config
+    shown = ctx.plugins if plugins is None else plugins
     lines = [
         f"mnist-ignite: {c.model} {_args(c.model_args)}on {ctx.device}, pipeline {c.pipeline}",
         f"  model: {type(ctx.model).__name__}, {stats_line(model_stats(ctx.model))}",
-        f"  precision: {precision}",
+        f"  precision: {ctx.precision}",
         f"  data: {_count(ctx.train_data):,} training / {_count(ctx.eval_data):,} test images from {c.data_dir}; "
         f"batch {c.batch_size}, {_plural(ctx.epoch_length, 'iteration')} per epoch, {_plural(c.epochs, 'epoch')}",
-        f"  handlers: {', '.join(p.name for p in ctx.plugins) or 'none'}",
+        f"  handlers: {', '.join(p.name for p in shown) or 'none'}",
         f"  output: {ctx.output_dir}",
     ]
     return "\n".join(lines)
 
 
-def _args(args: dict[str, Any]) -> str:
-    return "".join(f"{k}={v!r} " for k, v in args.items())
+def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    """One finished epoch: lr, train and test loss and accuracy, times and speed."""
+    return (
+        f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.5f}  "
+        f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%  "
+        f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  "
+        f"train {row['train_seconds']:.1f}s ({row['train_images_per_second']:,.0f} img/s)  "
+        f"eval {row['eval_seconds']:.1f}s"
+    )
 
 
-def footer(ctx: RunContext, results: dict[str, Any]) -> str:
-    """The lines printed after the last epoch."""
-    out = ctx.output_dir
+class ConsoleReport:
+    """The run's console report, as a plugin: header at ``READY``, a line per epoch at ``EPOCH_END``."""
+
+    name = "console"
+    description = "the run's header, one line per epoch, the target line"
+
+    def attach(self, ctx: RunContext) -> None:
+        from mnist_ignite.plugins.events import RunEvents
+
+        self.ctx = ctx
+        if not ctx.is_main_process:
+            return
+        ctx.trainer.add_event_handler(RunEvents.READY, self._header)
+        ctx.trainer.add_event_handler(RunEvents.EPOCH_END, self._epoch)
+
+    def _header(self, _: Engine) -> None:
+        write_line(header(self.ctx, [p for p in self.ctx.plugins if p is not self]))
+
+    def _epoch(self, engine: Engine) -> None:
+        write_line(epoch_line(engine.state.record, self.ctx.config.epochs))
+        target = self.ctx.target
+        if target is not None and target.reached and target.reached["target_reached_epoch"] == engine.state.epoch:
+            seconds = target.reached["target_reached_seconds"]
+            write_line(
+                f"target {target.target:g}% reached at epoch {engine.state.epoch} "
+                f"({seconds:.1f} s of training and evaluation)"
+            )
+
+
+def footer(outcome: Outcome) -> str:
+    """The lines printed after the last epoch: accuracy, times, where every file is."""
+    results = outcome.results or {}
     lines = []
-    if results["final_test_acc"] is not None:
+    if results.get("final_test_acc") is not None:
         lines.append(
             f"done: final test accuracy {results['final_test_acc']:.2f}% (epoch {results['epochs']}), "
             f"best {results['best_test_acc']:.2f}% (epoch {results['best_epoch']})"
         )
-    if results["target_acc"] is not None:
+    if results.get("target_acc") is not None:
         if results["target_reached_epoch"] is not None:
             lines.append(
                 f"  target {results['target_acc']:g}% reached at epoch {results['target_reached_epoch']} "
@@ -61,21 +114,62 @@ def footer(ctx: RunContext, results: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"  target {results['target_acc']:g}% not reached in {results['epochs']} epochs")
-    startup = results["startup_seconds"]
-    line = f"  time: {results['total_seconds']:.1f} s in all"
-    line += f", {startup:.1f} s start-up" if startup is not None else ""
-    spent = f"{results['train_seconds']:.1f} s training, {results['eval_seconds']:.1f} s evaluation"
-    resumed, done = results.get("resumed_at_epoch"), results["epochs"]
-    if resumed:  # this process's time, then the whole run's (its first epochs ran before the resume)
-        these = f"epoch {done}" if done == resumed + 1 else f"epochs {resumed + 1}-{done}"
-        line += f" for {these} (resumed after epoch {resumed})" if done > resumed else " (nothing left to train)"
-        line += f"; {spent} over all {done} epochs"
-    else:
-        line += f", {spent}"
-    lines.append(line)
-    if results.get("skipped_steps"):
-        lines.append(f"  fp16 loss scaling skipped {results['skipped_steps']} step(s) whose gradients overflowed")
-    names = ("final_model.pt", "metrics.json", "results.json", "plots", "checkpoints", "visdom.log")
-    files = [name for name in names if (out / name).exists()]
-    lines.append(f"  outputs in {out}: {', '.join(files)}")
+    if results:
+        startup, lr_find = results.get("startup_seconds"), results.get("lr_find_seconds")
+        line = f"  time: {results['total_seconds']:.1f} s in all"
+        line += f", {startup:.1f} s start-up" if startup is not None else ""
+        line += f", {lr_find:.1f} s lr finder" if lr_find is not None else ""
+        spent = f"{results['train_seconds']:.1f} s training, {results['eval_seconds']:.1f} s evaluation"
+        resumed, done = results.get("resumed_at_epoch"), results["epochs"]
+        if resumed:  # this process's time, then the whole run's (its first epochs ran before the resume)
+            these = f"epoch {done}" if done == resumed + 1 else f"epochs {resumed + 1}-{done}"
+            line += f" for {these} (resumed after epoch {resumed})" if done > resumed else " (nothing left to train)"
+            line += f"; {spent} over all {done} epochs"
+        else:
+            line += f", {spent}"
+        lines.append(line)
+        if results.get("skipped_steps"):
+            lines.append(f"  fp16 loss scaling skipped {results['skipped_steps']} step(s) whose gradients overflowed")
+    files = [o.path for o, _ in outcome.outputs]
+    lines.append(f"  outputs in {outcome.output_dir}: {', '.join(files)}")
+    return "\n".join(lines)
+
+
+def _never_fired(label: str, batches: int) -> str:
+    """Why a handler on ``label`` may not have fired in a fast dev run of ``batches`` batches."""
+    event = label.split(" ", 1)[-1]
+    if "every=" in event:
+        every = int(event.split("every=")[1].split(",")[0].rstrip(")"))
+        unit = "iteration" if event.startswith("ITERATION") else "epoch"
+        ran = batches if unit == "iteration" else 1
+        hint = f"; try --fast-dev-run {every}" if unit == "iteration" else ""
+        return f"{event} never fired in {_plural(ran, unit)}{hint}"
+    if "once=" in event and event.startswith("EPOCH"):
+        return f"{event} never fired in 1 epoch"
+    return f"{event} never fired"
+
+
+def fast_dev_run_summary(outcome: Outcome) -> str:
+    """What a fast dev run proved: which plugins' handlers ran, and which never did (with the likely reason)."""
+    n = outcome.fast_dev_run
+    ran, idle = [], []
+    for calls in outcome.handler_calls:
+        if calls.plugin == ConsoleReport.name:
+            continue
+        if calls.fired:
+            ran.append(calls.plugin)
+        elif calls.calls:
+            reasons = "; ".join(_never_fired(label, n) for label in calls.calls)
+            idle.append(f"  {calls.plugin}: {reasons}")
+        else:
+            idle.append(f"  {calls.plugin}: registered no handler")
+    batches = f"{_plural(n, 'training batch')} and {_plural(n, 'evaluation batch')}".replace("batchs", "batches")
+    lines = [
+        f"fast-dev-run passed: {batches} went through the model"
+        + (f" and the handlers {', '.join(ran)}" if ran else "")
+        + "; nothing was kept"
+    ]
+    if idle:
+        lines.append("these handlers never ran:")
+        lines += idle
     return "\n".join(lines)

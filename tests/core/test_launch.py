@@ -248,8 +248,8 @@ def test_fast_dev_run_goes_through_every_handler_and_keeps_nothing(data_dir: str
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "fast-dev-run passed" in result.stdout and "early_stopping" in result.stdout
-    assert "1 iteration per epoch" in result.stdout
+    assert "fast-dev-run passed: 1 training batch and 1 evaluation batch" in result.stdout
+    assert "early_stopping" in result.stdout and "1 iteration per epoch" in result.stdout
     assert list(tmp_path.iterdir()) == []  # no runs/ folder, nothing written here
 
 
@@ -261,7 +261,8 @@ def test_fast_dev_run_fails_loudly_on_a_broken_handler(data_dir: str, tmp_path: 
         "    ctx.evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics['nope'])\n"
     )
     result = run_cli("--data-dir", data_dir, "--device", "cpu", "--fast-dev-run", "--handler", f"{broken}:broken")
-    assert result.returncode == 1 and "handler 'broken' failed in evaluator COMPLETED: KeyError" in result.stderr
+    assert result.returncode == 1 and "handler 'broken' failed in evaluator COMPLETED at broken.py:3" in result.stderr
+    assert "KeyError: 'nope'" in result.stderr
 
 
 def test_overfit_batches_learns_the_batches_it_is_shown(data_dir: str, tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from ignite.engine import Events
 
 from mnist_ignite.config.settings import Config
+from mnist_ignite.core.build import build_data, build_run
 from mnist_ignite.core.device import select_device
-from mnist_ignite.core.launch import _build_data, build_run
 from mnist_ignite.errors import LRFindError
 from mnist_ignite.experiments.lr_find import find_lr, lr_range_test, valley
 from mnist_ignite.models.registry import build_model
@@ -59,8 +59,8 @@ def test_model_optimizer_and_trainer_come_back_untouched(data_dir: str) -> None:
     config = _config(data_dir, model=SMALLNET, batch_size=32, max_train_samples=256, max_eval_samples=64)
     device = select_device("cpu")
     torch.manual_seed(0)
-    train_data, eval_data = _build_data(config, device, 0, 1)
-    ctx = build_run(config, device, train_data, eval_data, quiet=True)
+    train_data, eval_data = build_data(config, device)
+    ctx = build_run(config, device, train_data, eval_data)
     for x, y in itertools.islice(train_data, 3):  # a few SGD steps: momentum buffers and BatchNorm statistics
         ctx.optimizer.zero_grad()
         F.cross_entropy(ctx.model(x), y).backward()

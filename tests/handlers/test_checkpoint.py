@@ -10,7 +10,6 @@ import torch
 from mnist_ignite.cli import main
 from mnist_ignite.core.files import load_tensors
 from mnist_ignite.errors import CheckpointLoadError
-from mnist_ignite.handlers.checkpoint import find_latest
 
 from conftest import metrics, run_cli, small_args
 
@@ -98,14 +97,6 @@ def test_keeps_the_last_two_and_the_best(straight: Path) -> None:
     assert "conv1.weight" in model
 
 
-def test_find_latest_picks_the_highest_iteration(tmp_path: Path) -> None:
-    for i in (5, 40, 12):
-        (tmp_path / f"last_checkpoint_{i}.pt").touch()
-    (tmp_path / "best_model_9_test_acc=99.0000.pt").touch()
-    assert find_latest(tmp_path).name == "last_checkpoint_40.pt"
-    assert find_latest(tmp_path / "missing") is None
-
-
 def test_resume_auto_without_checkpoints_starts_fresh(
     data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -170,3 +161,46 @@ def test_an_epoch_end_checkpoint_holds_that_epochs_row(data_dir: str, tmp_path: 
     assert main(small_args(data_dir, out, "--epochs", "1", "--checkpoint-every-iters", "5", train=320)) == 0
     state = load_tensors(out / "checkpoints" / "last_checkpoint_5.pt")
     assert [r["epoch"] for r in state["history"]["rows"]] == [1]
+
+
+# --- in-process, on the synthetic MNIST (unit lane) ---------------------------------------------
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "final_model.pt", weights_only=True)
+
+
+def test_a_resumed_tiny_run_is_bitwise_the_uninterrupted_one(tmp_path: Path) -> None:
+    from mnist_ignite.testing import run_plugin
+
+    common = {"handlers": ["checkpoint"], "train": 256, "seed": 5, "options": {"checkpoint_every_iters": 3}}
+    run_plugin(epochs=3, output_dir=tmp_path / "straight", **common)
+    run_plugin(epochs=1, output_dir=tmp_path / "split", **common)
+    resumed = run_plugin(epochs=3, output_dir=tmp_path / "split", resume="auto", **common)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["epoch"] for r in resumed.rows] == [1, 2, 3]
+
+
+def test_the_last_checkpoint_knows_the_best_model_of_its_own_epoch(tmp_path: Path) -> None:
+    from mnist_ignite.testing import run_plugin
+
+    run = run_plugin(epochs=2, handlers=["checkpoint"], output_dir=tmp_path / "b", lr=0.05)
+    last = sorted((tmp_path / "b" / "checkpoints").glob("last_*.pt"), key=lambda p: int(p.stem.split("_")[-1]))[-1]
+    saved = load_tensors(last)["plugins"]["checkpoint"]["best"]["_saved"]  # Ignite Checkpoint's own state
+    best_epoch = max(run.rows, key=lambda r: (r["test_acc"], -r["epoch"]))["epoch"]
+    assert [name.split("_")[2] for _, name in saved] == [str(best_epoch)]
+
+
+def test_resume_auto_of_a_finished_run_without_checkpoints_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from mnist_ignite.errors import RunDirError
+    from mnist_ignite.testing import run_plugin
+
+    out = tmp_path / "done"
+    run_plugin(handlers=["checkpoint"], output_dir=out)
+    shutil.rmtree(out / "checkpoints")
+    with pytest.raises(RunDirError, match=r"holds a run .* but no checkpoint .* --overwrite replaces that run"):
+        run_plugin(handlers=["checkpoint"], output_dir=out, resume="auto", epochs=2)
+    assert (out / "final_model.pt").is_file()  # nothing was replaced

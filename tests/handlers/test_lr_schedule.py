@@ -1,49 +1,46 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mnist_ignite.cli import main
-
-from conftest import metrics, small_args
-
-
-def lrs(data_dir: str, out: Path, *extra: str, epochs: int = 4) -> list[float]:
-    args = small_args(data_dir, out, "--epochs", str(epochs), *extra, "--no-handler", "checkpoint", train=128, eval_=64)
-    assert main(args) == 0
-    return [r["lr"] for r in metrics(out)]
+from mnist_ignite.testing import run_plugin
 
 
-def test_step_is_the_seeds_steplr_per_epoch(data_dir: str, tmp_path: Path) -> None:
-    got = lrs(data_dir, tmp_path / "a", "--step-size", "2", "--gamma", "0.5", epochs=5)
-    assert got == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025])
+def lrs(epochs: int = 4, **options: object) -> list[float]:
+    """Each epoch's lr of a tiny run (2 iterations per epoch) with the lr_schedule handler."""
+    lr = float(options.pop("lr", 0.01))  # type: ignore[arg-type]
+    run = run_plugin(handlers=["lr_schedule"], epochs=epochs, train=128, test=64, lr=lr, options=options)
+    return [r["lr"] for r in run.rows]
+
+
+def test_step_is_the_seeds_steplr_per_epoch() -> None:
+    assert lrs(epochs=5, step_size=2, gamma=0.5) == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025])
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
-def test_per_iteration_schedules_move_the_lr(schedule: str, data_dir: str, tmp_path: Path) -> None:
-    got = lrs(data_dir, tmp_path / schedule, "--lr-schedule", schedule)
+def test_per_iteration_schedules_move_the_lr(schedule: str) -> None:
+    got = lrs(lr_schedule=schedule)
     assert len(set(got)) == 4 and got[-1] < max(got)
 
 
-def test_cosine_ends_at_min_lr(data_dir: str, tmp_path: Path) -> None:
-    got = lrs(data_dir, tmp_path / "c", "--lr-schedule", "cosine", "--min-lr", "0.001")
+def test_cosine_ends_at_min_lr() -> None:
+    got = lrs(lr_schedule="cosine", min_lr=0.001)
     assert got == sorted(got, reverse=True)
     assert got[-1] == pytest.approx(0.001, abs=5e-4)  # the last of 8 iterations sits just above the floor
 
 
-def test_plateau_decays_when_accuracy_stalls(data_dir: str, tmp_path: Path) -> None:
+def test_plateau_decays_when_accuracy_stalls() -> None:
     # lr 1e-6 barely moves the weights: test accuracy stalls, so the lr is cut after `patience` epochs
-    got = lrs(data_dir, tmp_path / "p", "--lr-schedule", "plateau", "--plateau-patience", "1", "--lr", "1e-6", epochs=5)
+    got = lrs(epochs=5, lr_schedule="plateau", plateau_patience=1, lr=1e-6)
     assert got[0] == pytest.approx(1e-6) and got[-1] < 1e-6
 
 
-def test_none_keeps_the_lr(data_dir: str, tmp_path: Path) -> None:
-    assert lrs(data_dir, tmp_path / "n", "--lr-schedule", "none", "--lr", "0.02", epochs=2) == [0.02, 0.02]
+def test_none_keeps_the_lr() -> None:
+    assert lrs(epochs=2, lr_schedule="none", lr=0.02) == [0.02, 0.02]
 
 
-def test_warmup_starts_low_and_reaches_the_lr(data_dir: str, tmp_path: Path) -> None:
-    got = lrs(data_dir, tmp_path / "w", "--warmup-iters", "3", epochs=2)  # 2 iterations per epoch
+def test_warmup_starts_low_and_reaches_the_lr() -> None:
+    got = lrs(epochs=2, warmup_iters=3)  # 2 iterations per epoch
     assert got[0] < 0.01 and got[1] == pytest.approx(0.01)
 
 

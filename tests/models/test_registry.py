@@ -1,5 +1,5 @@
 """``--model``: bad models refused in one line (exit 2) before any data is read; logits and log-probabilities
-both train; a model file's run checkpoints and resumes without naming the model again."""
+both train; a model file's run checkpoints, and resumes once the user trusts the file it names."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def test_logits_and_log_probabilities_both_train_the_same(models: Path, data_dir
     assert last["train_loss"] < first["train_loss"] and last["test_acc"] > 60  # it learned
 
 
-def test_a_model_file_trains_checkpoints_and_resumes_without_naming_it_again(data_dir: str, tmp_path: Path) -> None:
+def test_a_model_file_trains_checkpoints_and_resumes_once_trusted(data_dir: str, tmp_path: Path) -> None:
     out = tmp_path / "small"
     first = run_cli(
         *small_args(data_dir, out, "--model", SMALLNET, "--epochs", "1", train=2048), env={"OMP_NUM_THREADS": "1"}
@@ -188,7 +188,11 @@ def test_a_model_file_trains_checkpoints_and_resumes_without_naming_it_again(dat
     checkpoint = load_tensors(next((out / "checkpoints").glob("last_*.pt")))
     assert "features.0.0.weight" in checkpoint["model"]  # SmallNet's weights, not the seed Net's
 
-    resumed = run_cli(*small_args(data_dir, out, "--epochs", "2", "--resume", "auto", train=2048))
+    # the run's config.json names code to import: used only when the user says so
+    refused = run_cli(*small_args(data_dir, out, "--epochs", "2", "--resume", "auto", train=2048))
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert f"asks to import {SMALLNET!r}" in refused.stderr and "--trust-code" in refused.stderr
+    resumed = run_cli(*small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--trust-code", train=2048))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming a run of model {SMALLNET}" in resumed.stdout
     assert [r["epoch"] for r in metrics(out)] == [1, 2]

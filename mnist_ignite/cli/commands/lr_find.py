@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
         return error(f"--num-iter must be >= {MIN_ITER}, got {mine.num_iter}", 2)
     from mnist_ignite.core.device import select_device
     from mnist_ignite.core.files import prepare_output_dir
-    from mnist_ignite.core.launch import validate
+    from mnist_ignite.core.resolve import validate
     from mnist_ignite.errors import DataError, LRFindError, OutputWriteError
     from mnist_ignite.experiments.lr_find import find_lr, write_results
     from mnist_ignite.models.registry import build_model, check_model

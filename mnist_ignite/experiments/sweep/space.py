@@ -30,7 +30,7 @@ from mnist_ignite.config.settings import MAX_WORKERS, Config, check_value, setti
 from mnist_ignite.config.toml import load_toml
 from mnist_ignite.errors import ConfigError, PluginLoadError
 from mnist_ignite.log import PROG
-from mnist_ignite.plugins.loading import load_plugin_class
+from mnist_ignite.plugins.loading import build_plugins, load_plugin_class
 
 if TYPE_CHECKING:
     import optuna
@@ -398,8 +398,6 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
     (:func:`parse_config`, the handlers' constructors, and the model's for model arguments) before
     anything runs.
     """
-    from mnist_ignite.core.launch import build_plugins
-
     path = Path(path)
     data = load_toml(path, "sweep file")
     for key in data:
@@ -460,7 +458,7 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
         for value in p.probes():
             try:
                 config = parse_trial([*spec.base_args(), *param_args(p.name, value, options)])
-                build_plugins(config)  # the handlers' own checks (e.g. 0 < gamma <= 1)
+                build_plugins(config.handlers, config.options)  # the handlers' own checks (e.g. 0 < gamma <= 1)
                 if p.name.startswith("model_args."):
                     from mnist_ignite.models.registry import build_model
 

@@ -1,7 +1,7 @@
 """Hyperparameter sweeps on Optuna: the study, its workers and its results; each trial an ordinary run folder.
 
 The sweep file and each trial's command line come from :mod:`mnist_ignite.sweep_file`. The core
-(:func:`mnist_ignite.core.launch.train`) runs a trial in ``SWEEP_DIR/trial-NNNN``, with one extra plugin,
+(:func:`mnist_ignite.experiments.training.run_once`) runs a trial in ``SWEEP_DIR/trial-NNNN``, with one extra plugin,
 :class:`TrialReporter`, that reports each epoch's test accuracy to Optuna and ends a pruned trial
 cleanly (the folder is a complete run that ``compare``, ``evaluate`` and ``--resume auto`` accept).
 
@@ -396,8 +396,8 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
 def _objective(
     spec: SweepSpec, options: dict[str, Any], release: Callable[[], None]
 ) -> Callable[[optuna.Trial], float]:
-    from mnist_ignite.core.launch import train
     from mnist_ignite.errors import Interrupted
+    from mnist_ignite.experiments.training import run_once
 
     def objective(trial: optuna.Trial) -> float:
         release()  # the trial exists (RUNNING): other workers count it from now on
@@ -415,7 +415,7 @@ def _objective(
             try:
                 config = parse_trial([*args, "--output-dir", str(run_dir)])
                 with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                    rows = train(config, [reporter])
+                    rows = run_once(config, [reporter]).rows
             except Exception as err:
                 if isinstance(err, Interrupted):  # a signal, not a bug: its one line, no traceback
                     print(f"{PROG}: {err}", file=log)
