@@ -10,13 +10,12 @@ A plotting failure warns once and training goes on: plots are never worth a lost
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.core.files import atomic_write
 from mnist_ignite.plugins import Output, Plugin, RunContext
+from mnist_ignite.plugins.background import Background
 
 if TYPE_CHECKING:  # matplotlib, torch and Ignite load when a run starts, not for --help
     from ignite.engine import Engine
@@ -52,16 +51,15 @@ class PlotsPlugin(Plugin):
 
         self.ctx = ctx
         self.dir = ctx.output_dir / "plots"
-        self.failed = False
         self.display: Any = None  # the notebook output that shows metrics.png
         self.matrix = ConfusionMatrix(num_classes=10, device=ctx.device)
         self.matrix.attach(ctx.evaluator, "confusion_matrix")  # on every rank: its compute is a collective
         if not ctx.is_main_process:
             return
-        # in a notebook, drawing stays on the kernel's thread, where display() reaches the cell
+        # drawing takes ~0.1 s a figure: a writer thread keeps it off the training loop; in a
+        # notebook, drawing stays on the kernel's thread, where display() reaches the cell
         self.notebook = in_notebook()
-        # drawing takes ~0.1 s a figure: a writer thread keeps it off the training loop
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
+        self.worker = Background(self.name, inline=self.notebook)
         self.wrong = MisclassifiedSamples(limit=12)
         self.wrong.attach(ctx.evaluator)
         ctx.trainer.add_event_handler(Events.STARTED, self.samples)
@@ -71,23 +69,7 @@ class PlotsPlugin(Plugin):
 
     def _draw(self, draw: Callable[..., None], *args: Any) -> None:
         """Run ``draw`` on the writer thread; a failure warns once and training goes on."""
-
-        def safe() -> None:
-            try:
-                draw(*args)
-            except Exception as err:  # plotting must never stop training
-                if not self.failed:
-                    print(
-                        f"mnist-ignite: warning: plots: {type(err).__name__}: {err}; training goes on",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                self.failed = True
-
-        if self.notebook:
-            safe()
-        else:
-            self.pool.submit(safe)
+        self.worker.submit("drawing", draw, *args)
 
     def _save(self, fig: Figure, name: str) -> bytes:
         from mnist_ignite.reporting.figures import figure_png
@@ -98,13 +80,12 @@ class PlotsPlugin(Plugin):
 
     def flush(self, _: Engine | None = None) -> None:
         """Wait until every queued figure is on disk."""
-        self.pool.shutdown(wait=True)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plots")
+        self.worker.drain()
 
     def close(self) -> None:
         """End of the run, failed or not (called by the core): the queued figures reach the disk."""
         if self.ctx.is_main_process:
-            self.pool.shutdown(wait=True)
+            self.worker.close()
 
     def samples(self, _: Engine) -> None:
         from mnist_ignite.core.data import preview

@@ -31,11 +31,6 @@ __all__ = ["ProgressPlugin"]
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 
-def _mean(metric: Any) -> float:
-    """The running value of an Ignite ``Average`` on this process, without its all-reduce (a collective)."""
-    return float(metric.accumulator / max(metric.num_examples, 1))
-
-
 class ProgressPlugin(Plugin):
     """Shows ``loss``, ``acc`` (%), ``img/s`` and the ETA per epoch on the main process."""
 
@@ -53,8 +48,8 @@ class ProgressPlugin(Plugin):
         if not ctx.is_main_process or not (self.progress_always or sys.stderr.isatty() or self.notebook):
             return
         self.ctx = ctx
-        self.metrics = ctx.trainer.train_metrics.metrics  # the trainer's epoch Averages
         self.images, self.start = 0, 0.0
+        self.sums: Any = None  # running loss and hits since the bar opened, on the device (no sync per step)
         ctx.trainer.add_event_handler(Events.EPOCH_STARTED, self._open)
         ctx.trainer.add_event_handler(Events.ITERATION_COMPLETED, self._advance)
         # an epoch cut short (time limit, signal) or a data source without len(): finish the line now
@@ -65,7 +60,7 @@ class ProgressPlugin(Plugin):
         state = engine.state
         epochs = max(int(getattr(self.ctx.config, "epochs", 0) or 0), state.max_epochs or 0)
         length = state.epoch_length
-        self.images, self.start = 0, time.perf_counter()
+        self.images, self.start, self.sums = 0, time.perf_counter(), None
         self.bar = tqdm(
             total=length,
             initial=state.iteration % length if length else 0,  # a resumed epoch starts where it stopped
@@ -78,8 +73,16 @@ class ProgressPlugin(Plugin):
             leave=True,
         )
 
-    def _postfix(self) -> str:
-        loss, acc = _mean(self.metrics["train_loss"]), 100.0 * _mean(self.metrics["train_acc"])
+    def _postfix(self, engine: Engine | None = None) -> str:
+        """The numbers after the bar: the epoch's own metrics once it is complete, else the running ones."""
+        metrics = engine.state.metrics if engine is not None else {}
+        if "train_loss" in metrics:  # EPOCH_COMPLETED: Ignite's metrics over the whole epoch
+            loss, acc = float(metrics["train_loss"]), 100.0 * float(metrics["train_acc"])
+        elif self.sums is not None:  # one host sync, only when the bar redraws
+            loss_sum, hits, batches = self.sums.tolist()
+            loss, acc = loss_sum / max(batches, 1), 100.0 * hits / max(self.images, 1)
+        else:
+            loss, acc = float("nan"), float("nan")
         rate = self.images / max(time.perf_counter() - self.start, 1e-9)
         return f"loss {loss:.4f}, acc {acc:.2f}%, {rate:,.0f} img/s"
 
@@ -87,19 +90,24 @@ class ProgressPlugin(Plugin):
         bar = self.bar
         if bar is None:
             return
-        self.images += int(engine.state.output["y"].shape[0])  # shape only: no device sync
+        import torch  # loaded by the run already: --help never imports it here
+
+        out = engine.state.output
+        self.images += int(out["y"].shape[0])  # shape only: no device sync
+        step = torch.stack([out["loss"].float(), out["correct"].sum().float(), torch.ones_like(out["loss"])])
+        self.sums = step if self.sums is None else self.sums + step
         if time.time() - bar.last_print_t >= bar.mininterval:  # tqdm redraws in this update()
             bar.set_postfix_str(self._postfix(), refresh=False)
         bar.update(1)
         length = engine.state.epoch_length
         if length and engine.state.iteration % length == 0:
-            self._finish(engine)
+            self._finish()
 
-    def _finish(self, _: Engine | None = None) -> None:
+    def _finish(self, engine: Engine | None = None) -> None:
         """Leave the bar's final line with the epoch's numbers, and end it with a newline."""
         bar, self.bar = self.bar, None
         if bar is not None:
-            bar.set_postfix_str(self._postfix(), refresh=False)
+            bar.set_postfix_str(self._postfix(engine), refresh=False)
             bar.close()
 
     def close(self) -> None:

@@ -14,8 +14,10 @@ where callers and older code expect one.
 
 from __future__ import annotations
 
+import difflib
 import errno as _errno
 import signal
+from collections.abc import Iterable
 
 __all__ = [
     "AssetsError",
@@ -40,7 +42,14 @@ __all__ = [
     "StorageError",
     "UntrustedSpecError",
     "UsageError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean X?)`` for the closest of ``choices`` to ``word``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class MnistIgniteError(Exception):

@@ -64,7 +64,7 @@ class Model:
         from mnist_ignite.core.files import save_json
         from mnist_ignite.core.resolve import resolve_output_dir, validate
         from mnist_ignite.core.rundir import CONFIG, RunDir, outputs_of
-        from mnist_ignite.plugins.loading import build_plugins
+        from mnist_ignite.discovery.handlers import build_plugins
 
         self.train_loader = train_loader
         self.test_loader = test_loader
@@ -79,7 +79,7 @@ class Model:
             output_dir=str(output_dir or ""),
         )
         validate(config)
-        _check_options(config)
+        config = _check_options(config)
         config = dataclasses.replace(config, output_dir=str(resolve_output_dir(config)))
         plugins = build_plugins(config.handlers, config.options, [h for h in handlers if not isinstance(h, str)])
         self._rundir = None
@@ -178,19 +178,19 @@ def _finish(plugins: list[Any], rundir: Any) -> None:
         rundir.release(started=True)
 
 
-def _check_options(config: Any) -> None:
-    """Handler options given as keywords must belong to an enabled handler: a typo is an error, not a default."""
-    import difflib
-
+def _check_options(config: Any) -> Any:
+    """Handler options given as keywords: each must be an enabled handler's (a typo is an error, not a
+    default), checked as the command line checks it; returns the config with the checked values."""
+    from mnist_ignite.config.argv import check_option
+    from mnist_ignite.discovery.handlers import options_of, unknown_option
     from mnist_ignite.errors import ConfigError
-    from mnist_ignite.plugins.loading import load_plugin_class
 
-    known = {o.dest for spec in config.handlers for o in getattr(load_plugin_class(spec), "options", ())}
-    for key in config.options:
+    known = options_of(config.handlers)
+    checked = {}
+    for key, value in config.options.items():
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(
-                f"Model() got {key}={config.options[key]!r}, an option of no enabled handler{hint}; "
-                f"enabled: {', '.join(config.handlers) or 'none'}"
-            )
+            why = unknown_option(key, config.handlers, key, list(known), enable="handlers=[..., {owner!r}]")
+            enabled = ", ".join(config.handlers) or "none"
+            raise ConfigError(f"Model(..., {key}={value!r}): {why} (enabled handlers: {enabled})")
+        checked[key] = check_option(known[key][1], value, f"Model(..., {key}={value!r})")
+    return dataclasses.replace(config, options=checked)

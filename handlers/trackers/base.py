@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from mnist_ignite.config.settings import flat_settings as config_flat_settings
+from mnist_ignite.log import warn
 from mnist_ignite.plugins import Plugin
 
 __all__ = ["EPOCH_SCALARS", "TrackerPlugin", "flat_settings"]
@@ -55,11 +55,9 @@ class TrackerPlugin(Plugin):
         if not self.failed:
             self.failed = True
             reason = (str(err).strip().splitlines() or [""])[0][:300]  # client errors can run to pages
-            print(
-                f"mnist-ignite: warning: {self.name}: {what} failed ({type(err).__name__}: {reason}); "
-                f"{self.name} tracking is off for the rest of the run, training goes on",
-                file=sys.stderr,
-                flush=True,
+            warn(
+                f"{self.name}: {what} failed ({type(err).__name__}: {reason}); "
+                f"{self.name} tracking is off for the rest of the run, training goes on"
             )
 
     def guard(self, what: str, call: Callable[..., Any]) -> Callable[..., None]:

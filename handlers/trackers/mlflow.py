@@ -1,18 +1,20 @@
-"""MLflow tracking through Ignite's ``MLflowLogger``: params, metrics, the model and plots as artifacts.
+"""MLflow tracking: params, metrics, the model and plots as artifacts.
 
 Where it goes: ``--mlflow-uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite database in the run
 folder (``sqlite:///OUTPUT/mlflow.db``, artifacts in OUTPUT/mlartifacts); browse it with
 ``mlflow ui --backend-store-uri sqlite:///OUTPUT/mlflow.db``. One MLflow run per training run, in
 experiment ``--mlflow-experiment``, named after the run folder; a resumed run continues it.
 
-What goes in: the run's settings as params; ``train batch_loss`` and ``lr group_0`` every N
-iterations (Ignite's ``OutputHandler`` and ``OptimizerParamsHandler``); each epoch's row of
-metrics.json (step = epoch); at the end ``final_model.pt``, ``config.json``, ``metrics.csv`` and
-``plots/`` as artifacts, and the run's status.
+What goes in: the run's settings as params; ``train/batch_loss`` and ``lr`` every N iterations
+(step = iteration); each epoch's row of metrics.json (``train_loss``, ``test_acc``, ...; step =
+epoch); at the end ``final_model.pt``, ``config.json``, ``metrics.csv`` and ``plots/`` as
+artifacts, and the run's status.
 
-Every MLflow call runs in order on one worker thread, so a slow or absent tracking server never
-holds up a training step (HTTP calls time out after a few seconds). A failure warns once and
-training goes on without MLflow.
+Every MLflow call runs in order on one worker thread (:class:`~mnist_ignite.plugins.background.Background`),
+so a slow or absent tracking server never holds up a training step (HTTP calls time out after a
+few seconds). A failure warns once and training goes on without MLflow. mlflow's own API is used
+directly: Ignite's ``MLflowLogger`` starts its run in its constructor on the calling thread, and
+its handlers name metrics with spaces (``train batch_loss``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.plugins import Option, Output, RunContext
+from mnist_ignite.plugins.background import Background
 
 from .base import EPOCH_SCALARS, TrackerPlugin, flat_settings
 
@@ -42,30 +43,11 @@ ARTIFACTS = ("config.json", "metrics.csv", "metrics.json")
 FOLDER_TAG = "mnist_ignite.output_dir"  # finds the MLflow run again when the run resumes
 
 
-def _queued_logger(plugin: MLflowPlugin) -> Any:
-    """Ignite's MLflowLogger whose calls go to the plugin's worker thread (Ignite's handlers need its type).
-
-    Built when a run attaches the plugin: Ignite and mlflow load then, not for ``--help``.
-    """
-    from ignite.handlers.mlflow_logger import MLflowLogger
-
-    class _QueuedLogger(MLflowLogger):
-        def __init__(self, plugin: MLflowPlugin) -> None:  # the run itself starts on the worker thread
-            self.plugin = plugin
-
-        def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-            import mlflow
-
-            self.plugin.submit("logging metrics", mlflow.log_metrics, dict(metrics), step=step)
-
-    return _QueuedLogger(plugin)
-
-
 class MLflowPlugin(TrackerPlugin):
     """Logs the run to MLflow on the main process; see the module docstring."""
 
     name = "mlflow"
-    description = "MLflow tracking (Ignite MLflowLogger): params, metrics, final_model.pt and plots as artifacts"
+    description = "MLflow tracking: params, metrics, final_model.pt and plots as artifacts"
     package = extra = "mlflow"
     outputs = (
         Output("mlflow.db", "the MLflow tracking store", "mlflow ui --backend-store-uri sqlite:///{path}"),
@@ -81,7 +63,7 @@ class MLflowPlugin(TrackerPlugin):
         super().__init__(**values)
         if self.mlflow_every < 1:
             raise ValueError("mlflow-every must be >= 1")
-        self.pool: ThreadPoolExecutor | None = None
+        self.worker: Background | None = None
         self.run_id = ""
         self.resume_run_id = ""
         self.resuming = False
@@ -89,9 +71,9 @@ class MLflowPlugin(TrackerPlugin):
 
     # the worker thread ----------------------------------------------------------------------
     def submit(self, what: str, call: Any, *args: Any, **kwargs: Any) -> None:
-        """Queue one MLflow call; the first failure turns the tracker off (see TrackerPlugin.guard)."""
-        if self.pool is not None and not self.failed:
-            self.pool.submit(self.guard(what, call), *args, **kwargs)
+        """Queue one MLflow call; the first failure turns the tracker off (see ``TrackerPlugin.fail``)."""
+        if self.worker is not None:
+            self.worker.submit(what, call, *args, **kwargs)
 
     def attach(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -99,19 +81,26 @@ class MLflowPlugin(TrackerPlugin):
             return
         import mlflow  # noqa: F401 - here, not at the first log: importing takes a second or two
         from ignite.engine import Events
-        from ignite.handlers.mlflow_logger import OptimizerParamsHandler, OutputHandler
 
         self.uri = self.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or self._local_uri(ctx.output_dir)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow")
-        self.logger = _queued_logger(self)
+        self.worker = Background(self.name, stop_on_error=True, on_error=self.fail)
         t = ctx.trainer
         t.add_event_handler(Events.STARTED, self.started)  # after READY: a resumed run knows its MLflow run
-        every = Events.ITERATION_COMPLETED(every=self.mlflow_every)
-        loss = OutputHandler(tag="train", output_transform=lambda out: {"batch_loss": out["loss"]})
-        self.logger.attach(t, self.guard("logging the batch loss", loss), every)
-        self.logger.attach(t, self.guard("logging the lr", OptimizerParamsHandler(ctx.optimizer)), every)
+        t.add_event_handler(Events.ITERATION_COMPLETED(every=self.mlflow_every), self.iteration)
         t.add_event_handler(Events.EPOCH_COMPLETED, self.epoch)
         t.add_event_handler(Events.COMPLETED | Events.TERMINATE, self._finished)
+
+    def iteration(self, engine: Engine) -> None:
+        """The batch loss and the lr; the loss is read (a host sync on a GPU) on the worker thread, not here."""
+        import mlflow
+
+        loss = engine.state.output["loss"].detach().clone()
+        lr = float(self.ctx.optimizer.param_groups[0]["lr"])
+
+        def log(step: int) -> None:
+            mlflow.log_metrics({"train/batch_loss": float(loss), "lr": lr}, step=step)
+
+        self.submit("logging the batch loss and lr", log, engine.state.iteration)
 
     @staticmethod
     def _local_uri(output_dir: Path) -> str:
@@ -145,8 +134,7 @@ class MLflowPlugin(TrackerPlugin):
             mlflow.start_run(experiment_id=experiment_id, run_name=self.ctx.output_dir.resolve().name)
             mlflow.set_tag(FOLDER_TAG, str(self.ctx.output_dir.resolve()))
             mlflow.log_params(settings)
-        self.logger.active_run = mlflow.active_run()
-        self.run_id = self.logger.active_run.info.run_id
+        self.run_id = mlflow.active_run().info.run_id
 
     def _previous_run(self, experiment_id: str) -> str | None:
         """The MLflow run of the run being resumed: from the checkpoint, else the newest one of this folder.
@@ -174,7 +162,7 @@ class MLflowPlugin(TrackerPlugin):
         import mlflow
 
         row = engine.state.record
-        values = {key: float(row[key]) for key in EPOCH_SCALARS}
+        values = {key: float(row[key]) for key in EPOCH_SCALARS if key != "lr"}  # the lr is logged per iteration
         self.submit("logging the epoch", mlflow.log_metrics, values, step=int(row["epoch"]))
 
     def _finished(self, _: Engine) -> None:
@@ -191,7 +179,7 @@ class MLflowPlugin(TrackerPlugin):
     # end of run -----------------------------------------------------------------------------
     def close(self) -> None:
         """End of the run (called by the core): artifacts, the run's status, then wait for the queue (bounded)."""
-        if self.pool is None:
+        if self.worker is None:
             return
         from mnist_ignite.core.engines import finite_weights
 
@@ -201,12 +189,8 @@ class MLflowPlugin(TrackerPlugin):
             weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.submit("saving artifacts", self._artifacts, weights)
         self.submit("ending the MLflow run", self._end, "FINISHED" if self.finished else "FAILED")
-        done = self.pool.submit(lambda: None)
-        try:
-            done.result(timeout=CLOSE_WAIT_SECONDS)
-        except FutureTimeout as err:
-            self.fail(f"sending within {CLOSE_WAIT_SECONDS} s", err)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        if not self.worker.close(timeout=CLOSE_WAIT_SECONDS):
+            self.fail(f"sending within {CLOSE_WAIT_SECONDS} s", TimeoutError("the tracking server is slow"))
 
     def _artifacts(self, weights: dict[str, torch.Tensor] | None) -> None:
         import mlflow

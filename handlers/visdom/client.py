@@ -37,6 +37,7 @@ def _client_class() -> type:
             return self.session.post(url, data=data if data is not None else {}, timeout=TIMEOUT_S).text
 
         def _send(self, msg: dict[str, Any], endpoint: str = "events", *args: Any, **kwargs: Any) -> Any:
+            # every visdom call goes through _send (private, but the one place to see which windows exist)
             answer = super()._send(msg, endpoint, *args, **kwargs)
             if endpoint == "events" and msg.get("win") and not self.offline:
                 self.made.add((msg["eid"], msg["win"]))
@@ -75,7 +76,8 @@ def client(server: str, port: int, env: str, log: Path | None = None) -> Any:
             use_incoming_socket=False,
             raise_exceptions=True,
         )  # its constructor POSTs the env: the first call that can fail
-        if vis._win_exists_wrap("") not in ("true", "false"):  # what Visdom answers
+        # the request win_exists() makes, without its print on a failure: a Visdom server answers true/false
+        if vis._win_exists_wrap("") not in ("true", "false"):
             raise ConnectionError("it did not answer as a Visdom server does")
     return vis
 

@@ -26,20 +26,17 @@ thread pool, which this module keeps.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import math
 import os
-import sys
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from mnist_ignite.log import note
 from mnist_ignite.plugins import Option, Output, Plugin, RunContext
+from mnist_ignite.plugins.background import Background
 
 from .client import TIMEOUT_S, client, default_port, reason
 
@@ -94,16 +91,13 @@ class VisdomPlugin(Plugin):
         self.port = self.visdom_port or default_port()
         self.env = self.visdom_env or os.environ.get("VISDOM_ENV", "mnist-ignite")
         self.url = f"{self.server}:{self.port}/env/{quote(self.env)}"
-        self.warned = False
-        self.queued = 0  # sends submitted and not finished yet
-        self.lock = threading.Lock()
 
     # connection and sending ---------------------------------------------------------------
     def _connect(self) -> Any:
         """A client on the server, or an offline one (log file only) when it does not answer in time."""
         try:
             vis = client(self.server, self.port, self.env, self.log)
-            print(f"visdom: dashboard at {self.url}", flush=True)
+            note(f"visdom: dashboard at {self.url}")
             return vis
         except Exception as err:  # any failure: monitoring must not stop training
             import visdom
@@ -113,33 +107,19 @@ class VisdomPlugin(Plugin):
 
     def _warn(self, what: str, then: str = "training goes on and every event is kept in") -> None:
         """One warning per run, whatever fails next."""
-        with self.lock:
-            if self.warned:
-                return
-            self.warned = True
-        print(
-            f"mnist-ignite: warning: visdom: {what}; {then} {self.log} "
-            f"(replay it with: mnist-ignite visdom --replay {self.log})",
-            file=sys.stderr,
-            flush=True,
+        self.worker.warn_once(
+            f"visdom: {what}; {then} {self.log} "
+            f"(replay it with: mnist-ignite visdom --replay {self.log} --port {self.port})"
         )
+
+    def _offline(self, what: str, err: BaseException) -> None:
+        """A send failed: from now on every event goes to the log only (visdom logs before it posts)."""
+        self.vis.offline = True
+        self._warn(f"{what} failed, the server stopped answering ({reason(err)})")
 
     def _submit(self, what: str, send: Callable[[], None]) -> None:
         """Run ``send`` on the worker thread; the first failure switches to log-only."""
-
-        def call() -> None:
-            try:
-                send()
-            except Exception as err:
-                self.vis.offline = True  # visdom logs before it posts: this event is in the log already
-                self._warn(f"{what} failed, the server stopped answering ({reason(err)})")
-            finally:
-                with self.lock:
-                    self.queued -= 1
-
-        with self.lock:
-            self.queued += 1
-        self.executor.submit(call)
+        self.worker.submit(what, send)
 
     def _send(self, method: str, **kwargs: Any) -> None:
         """Queue one visdom call (``line``, ``text``, ...) in this run's environment."""
@@ -160,8 +140,8 @@ class VisdomPlugin(Plugin):
             return
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         self.log = ctx.output_dir / "visdom.log"
+        self.worker = Background(self.name, on_error=self._offline)
         self.vis = self._connect()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visdom")
         self.loss_sum = torch.zeros((), device=ctx.device)
         self.wrong = MisclassifiedSamples(limit=IMAGES)
         self.wrong.attach(ctx.evaluator)
@@ -256,18 +236,13 @@ class VisdomPlugin(Plugin):
 
     def close(self) -> None:
         """End of the run, failed or not: give the queue ``CLOSE_WAIT_S``, then log what is left without sending."""
-        executor = getattr(self, "executor", None)
-        if executor is None:
+        worker = getattr(self, "worker", None)
+        if worker is None:
             return
-        drained = executor.submit(lambda: None)  # done once everything queued before it is
-        executor.shutdown(wait=False)
-        try:
-            drained.result(timeout=CLOSE_WAIT_S)
+        if worker.drain(CLOSE_WAIT_S):
+            worker.close()
             return
-        except FutureTimeout:
-            pass
-        left = self.queued
+        left = worker.pending
         self.vis.offline = True  # the rest only goes to the log: quick, and the call in flight times out
         self._warn(f"the server did not take the last {left} event(s) within {CLOSE_WAIT_S:.0f} s", "they are in")
-        with contextlib.suppress(FutureTimeout):
-            drained.result(timeout=TIMEOUT_S + CLOSE_WAIT_S)
+        worker.close(TIMEOUT_S + CLOSE_WAIT_S)

@@ -6,11 +6,11 @@ import contextlib
 import logging
 import os
 import warnings
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mnist_ignite.core.files import export_kind
 from mnist_ignite.errors import CheckpointLoadError, MissingExtraError
 
 if TYPE_CHECKING:  # torch loads inside the functions: FORMATS serves `export --help` without it
@@ -56,15 +56,7 @@ def export_format(path: str | os.PathLike) -> str | None:
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         return "onnx"
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return None
-    with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if any("/code/" in name for name in names):
-            return "torchscript"
-        if any(name.endswith("/archive_format") for name in names):
-            return "exported-program"
-    return None
+    return export_kind(path)
 
 
 def load_exported(fmt: str, path: Path) -> Classifier:

@@ -18,14 +18,14 @@ from mnist_ignite.core.data import normalize
 __all__ = ["Classifier", "load_classifier", "onnx_classifier", "predict"]
 
 
-def load_classifier(path: str, device: torch.device) -> tuple[Classifier, str]:
+def load_classifier(path: str, device: torch.device, trust: bool = False) -> tuple[Classifier, str]:
     """A classifier for ``path`` (a run folder, a model file, or an ONNX/TorchScript/.pt2 export), described."""
     fmt = export_format(path)
     if fmt == "onnx":
         return onnx_classifier(path), f"{path} (ONNX Runtime)"
     if fmt is not None:  # TorchScript or ExportedProgram, as mnist-ignite export wrote it: on the CPU
         return load_exported(fmt, Path(path)), f"{path} ({fmt})"
-    trained = load_trained(path, device)
+    trained = load_trained(path, device, trust=trust)
 
     @torch.no_grad()
     def run(x: torch.Tensor) -> torch.Tensor:

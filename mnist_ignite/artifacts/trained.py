@@ -1,19 +1,19 @@
 """A trained model back from disk: a run folder, ``final_model.pt``, ``best_model_*.pt`` or a checkpoint.
 
-The commands that use a trained model (``evaluate``, ``predict``, ``export``) all start here, so
-they agree on which file a run folder means, which model it holds and what it outputs. Files are
-read with :func:`mnist_ignite.core.files.load_tensors` (weights only: a file can never run code). The
-model is rebuilt from the run's ``config.json`` (``model`` spec and ``model_args``, the seed's
-``Net`` when absent) through :func:`build_model`, the one place that knows how models are made.
-Whatever the model returns (logits or log-probabilities), :class:`LogProbs` turns it into
-log-probabilities: ``log_softmax`` of log-probabilities is the identity.
+The commands that use a trained model (``evaluate``, ``predict``, ``export``, ``serve``) all start
+here, so they agree on which file a run folder means, which model it holds and what it outputs.
+Files are read with weights only (:func:`mnist_ignite.core.files.load_tensors`): a file can never
+run code. The model is rebuilt from the checkpoint's own record or the run's ``config.json``
+(``model`` spec and ``model_args``; the seed's ``Net`` when absent) through
+:func:`~mnist_ignite.models.registry.build_model` — and only when that spec is trusted: a spec that
+imports a module or a file (``module:Attr``, ``file.py:Attr``) read from a file needs
+``--trust-code``, since a tampered file could name any code. Whatever the model returns (logits or
+log-probabilities), :class:`LogProbs` turns it into log-probabilities.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,22 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_ignite import models
+from mnist_ignite.core.checkpoint import FORMAT, checkpoint_dir, find_best, find_checkpoints, model_record
 from mnist_ignite.artifacts.formats import export_format
 from mnist_ignite.core.files import load_tensors
+from mnist_ignite.core.rundir import CONFIG, FINAL_MODEL, read_run_config
 from mnist_ignite.errors import CheckpointLoadError
+from mnist_ignite.models.registry import build_model, require_trusted
 
-__all__ = ["LogProbs", "TrainedModel", "build_model", "find_model_file", "load_trained", "run_dir_of"]
+__all__ = ["LogProbs", "TrainedModel", "find_model_file", "load_trained", "run_dir_of"]
 
-FORMAT_PREFIX = "mnist-ignite/"  # training checkpoints carry meta["format"] = "mnist-ignite/<version>"
 DEFAULT_MODEL = "seed"
-_LAST = re.compile(r"^last_checkpoint_(\d+)\.pt$")
-_BEST = re.compile(r"^best_model_(\d+)_test_acc=([0-9.]+)\.pt$")
-
-
-def build_model(spec: str, args: Mapping[str, Any]) -> nn.Module:
-    """A fresh, untrained model for ``spec`` with constructor options ``args`` (the one place models are made)."""
-    return models.build_model(spec, args)
 
 
 class LogProbs(nn.Module):
@@ -71,11 +65,6 @@ class TrainedModel:
         return f"{self.source} (model {self.spec}{args}, {self.parameters:,} parameters)"
 
 
-def _latest(folder: Path, pattern: re.Pattern[str], key: int) -> Path | None:
-    found = [(float(m.group(key)), p) for p in folder.glob("*.pt") if (m := pattern.match(p.name))]
-    return max(found)[1] if found else None
-
-
 def find_model_file(path: str | os.PathLike) -> Path:
     """The model file ``path`` means: itself, or for a run folder its ``final_model.pt``, else the
     latest ``checkpoints/last_checkpoint_*.pt`` (an unfinished run), else the best model."""
@@ -84,45 +73,36 @@ def find_model_file(path: str | os.PathLike) -> Path:
         return path
     if not path.exists():
         raise CheckpointLoadError(f"no such file or folder: {path}")
-    for candidate in (
-        path / "final_model.pt",
-        _latest(path / "checkpoints", _LAST, 1),
-        _latest(path / "checkpoints", _BEST, 2),
-        _latest(path, _LAST, 1),
-        _latest(path, _BEST, 2),
-    ):
+    inside = checkpoint_dir(path)
+    candidates = [path / FINAL_MODEL, *find_checkpoints(inside)[:1], find_best(inside), *find_checkpoints(path)[:1]]
+    for candidate in [*candidates, find_best(path)]:
         if candidate is not None and candidate.is_file():
             return candidate
     raise CheckpointLoadError(
-        f"{path} holds no trained model (final_model.pt, checkpoints/last_checkpoint_*.pt or best_model_*.pt)"
+        f"{path} holds no trained model ({FINAL_MODEL}, checkpoints/last_checkpoint_*.pt or best_model_*.pt)"
     )
 
 
 def run_dir_of(file: Path) -> Path | None:
-    """The run folder a model file belongs to (the one with ``config.json``), if any."""
+    """The run folder a model file belongs to (the one with an mnist-ignite ``config.json``), if any."""
     for folder in (file.parent, file.parent.parent):
-        if (folder / "config.json").is_file():
+        if read_run_config(folder) is not None:
             return folder
     return None
 
 
-def _model_spec(run_dir: Path | None, state: Any) -> tuple[str, dict[str, Any]]:
+def _model_spec(run_dir: Path | None, state: Any, file: Path, trust: bool) -> tuple[str, dict[str, Any]]:
     """The model spec and its options: the checkpoint's own record, else the run's config.json, else the seed."""
-    records: list[Any] = []
-    if isinstance(state, Mapping) and isinstance(state.get("meta"), Mapping):
-        meta = state["meta"]
-        if "spec" in meta:  # meta["model"] is the class name; a spec is recorded as "spec"
-            records.append({"model": meta["spec"], "model_args": meta.get("model_args")})
-        records.append(state.get("settings"))
-    if run_dir is not None:
-        try:
-            records.append(json.loads((run_dir / "config.json").read_text()))
-        except (OSError, ValueError) as err:
-            raise CheckpointLoadError(f"cannot read {run_dir / 'config.json'}: {err}") from None
-    for record in records:
-        if isinstance(record, Mapping) and record.get("model"):
-            return str(record["model"]), dict(record.get("model_args") or {})
-    return DEFAULT_MODEL, {}
+    record, source = model_record(state), str(file)
+    if record is None and run_dir is not None:
+        recorded = read_run_config(run_dir)
+        if recorded is None and (run_dir / CONFIG).exists():
+            raise CheckpointLoadError(f"cannot read {run_dir / CONFIG}: it is not an mnist-ignite run's settings")
+        if recorded and recorded.get("model"):
+            record, source = (str(recorded["model"]), dict(recorded.get("model_args") or {})), str(run_dir / CONFIG)
+    spec, args = record or (DEFAULT_MODEL, {})
+    require_trusted(spec, source, trust, how="--trust-code")
+    return spec, args
 
 
 def _weights(state: Any, file: Path) -> Mapping[str, torch.Tensor]:
@@ -130,7 +110,7 @@ def _weights(state: Any, file: Path) -> Mapping[str, torch.Tensor]:
     if isinstance(state, Mapping):
         meta = state.get("meta")
         if isinstance(meta, Mapping):
-            if not str(meta.get("format", "")).startswith(FORMAT_PREFIX):
+            if meta.get("format") != FORMAT:
                 raise CheckpointLoadError(f"{file} is not an mnist-ignite checkpoint (format {meta.get('format')!r})")
             return state["model"]
         if isinstance(state.get("model"), Mapping):
@@ -140,18 +120,24 @@ def _weights(state: Any, file: Path) -> Mapping[str, torch.Tensor]:
     raise CheckpointLoadError(f"{file} is not an mnist-ignite model or checkpoint (no model weights in it)")
 
 
-def load_trained(path: str | os.PathLike, device: torch.device | str = "cpu") -> TrainedModel:
-    """Load the model that ``path`` (a model file or a run folder) holds, in eval mode on ``device``."""
+def load_trained(path: str | os.PathLike, device: torch.device | str = "cpu", trust: bool = False) -> TrainedModel:
+    """Load the model that ``path`` (a model file or a run folder) holds, in eval mode on ``device``.
+
+    Args:
+        path: a run folder, ``final_model.pt``, ``best_model_*.pt`` or a checkpoint.
+        device: where the model goes.
+        trust: rebuild a model whose spec (read from the file or its run's config.json) imports code.
+    """
     file = find_model_file(path)
-    if fmt := export_format(file):
+    if kind := export_format(file):
         raise CheckpointLoadError(
-            f"{file} is an exported model ({fmt}), not a checkpoint: use its run folder or .pt model "
-            "(predict also takes exported models)"
+            f"{file} is an exported model ({kind}), not a checkpoint: use its run folder or .pt model "
+            "(predict and serve also take exported models)"
         )
     state = load_tensors(file)
     weights = _weights(state, file)
     run_dir = run_dir_of(file)
-    spec, args = _model_spec(run_dir, state)
+    spec, args = _model_spec(run_dir, state, file, trust)
     try:
         model = build_model(spec, args)
     except Exception as err:  # a user's model can fail in any way (ModelError included); name it

@@ -52,7 +52,7 @@ def _resume_command(argv: Sequence[str], output_dir: Path) -> str:
 
 def _plugin_command(argv: Sequence[str]) -> int | None:
     """``mnist-ignite NAME ...`` where handler NAME defines ``command(argv) -> int``."""
-    from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
+    from mnist_ignite.discovery.handlers import available_plugins, load_plugin_class
 
     if not argv or argv[0].startswith("-") or argv[0] not in available_plugins():
         return None

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from mnist_ignite.config.settings import DEFAULT_HANDLERS, Config, check_settings, check_value, settings, value_type
 from mnist_ignite.config.toml import read_toml
-from mnist_ignite.errors import ConfigError
+from mnist_ignite.discovery.handlers import check_handler_name, load_plugin_class, option_owner, unknown_option
+from mnist_ignite.errors import ConfigError, did_you_mean
 from mnist_ignite.log import PROG
 
 # shortcuts for switching handlers on and off: flag -> (handler, enable)
@@ -115,7 +115,7 @@ def build_parser(plugin_classes: Sequence[tuple[str, type]] = (), commands: str 
         help="a keyword for the model's constructor (repeatable; values are Python literals)",
     )
     _selection_args(parser)
-    core = {a.dest for a in parser._actions}
+    core = {a.dest for a in parser._actions}  # argparse has no public list of its actions
     for spec, cls in plugin_classes:
         options = getattr(cls, "options", ())
         if not options:
@@ -143,8 +143,6 @@ def _names(toml: dict[str, Any], key: str, path: str) -> list[str]:
 
 
 def _enabled_handlers(pre: argparse.Namespace, toml: dict[str, Any], path: str) -> list[str]:
-    from mnist_ignite.plugins.loading import check_handler_name
-
     names = list(DEFAULT_HANDLERS)
     changes = [(h, True) for h in _names(toml, "handlers", path)] + [
         (h, False) for h in _names(toml, "no_handlers", path)
@@ -172,11 +170,14 @@ def _toml_values(
     """Type-checked TOML values: core settings at the top, handler options in their ``[handler]`` table."""
     core = {f.name: f for f, _ in settings()}
     values: dict[str, Any] = {}
+    enabled = [spec for spec, _ in classes]
     for key, value in top.items():
         if key not in core:
-            close = difflib.get_close_matches(key, list(core), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{path}: unknown setting(s) {key}{hint}")
+            owner = option_owner(key)
+            if owner is not None:
+                where = "under [" + owner + "]" if owner in enabled else f"under [{owner}], with {owner} enabled"
+                raise ConfigError(f"{path}: {key} is an option of handler {owner!r}: put it {where}")
+            raise ConfigError(f"{path}: unknown setting {key}{did_you_mean(key, core)}")
         kind = value_type(core[key])
         setting = core[key].metadata["setting"]
         accepted = setting.accepts
@@ -201,13 +202,9 @@ def _toml_values(
                 raise ConfigError(f"{path}: [{table}] sets {key}, a core setting: put it at the top of the file")
             own = {o.dest: o for o in getattr(by_handler[table], "options", ())}
             if key not in own:
-                raise ConfigError(f"{path}: [{table}] has no option {key} (options: {', '.join(own) or 'none'})")
-            opt = own[key]
-            if opt.type in (int, float, str, bool):
-                value = check_value(f"{path}: [{table}] {key}", opt.type, value)
-            if opt.choices is not None and value not in opt.choices:
-                raise ConfigError(f"{path}: [{table}] {key} must be one of {', '.join(map(str, opt.choices))}")
-            values[key] = value
+                listed = ", ".join(own) or "none"
+                raise ConfigError(f"{path}: [{table}] has no option {key}{did_you_mean(key, own)} (options: {listed})")
+            values[key] = check_option(own[key], value, f"{path}: [{table}] {key}")
     return values
 
 
@@ -216,15 +213,15 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
 
     ``commands``: the subcommands listed by ``--help``.
     """
-    from mnist_ignite.plugins.loading import load_plugin_class
-
-    pre_parser = argparse.ArgumentParser(add_help=False)
+    pre_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _selection_args(pre_parser)
     pre, _ = pre_parser.parse_known_args(argv)
     top, tables = read_toml(pre.config) if pre.config else ({}, {})
     names = _enabled_handlers(pre, top, pre.config or "")
     classes = [(spec, load_plugin_class(spec)) for spec in names]
     parser = build_parser(classes, commands)
+    flags = [f for a in parser._actions for f in a.option_strings]  # argparse keeps its actions in _actions
+    parser.unknown = lambda flag: unknown_option(flag.lstrip("-").replace("-", "_"), names, flag, flags)
     toml_values = _toml_values(pre.config or "", top, tables, classes)
     model_args = toml_values.pop("model_args", {})
     parser.set_defaults(**toml_values)
@@ -240,19 +237,46 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
 
 
 class Parser(argparse.ArgumentParser):
-    """Short errors with a "did you mean", instead of the whole usage block."""
+    """Short errors with a hint (whose option it is, or "did you mean"), instead of the whole usage block.
+
+    Abbreviated flags are refused (``--overw`` is not ``--overwrite``): a script keeps meaning what it says
+    when a new flag arrives. ``unknown(flag)`` words the error for an unknown flag.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.unknown: Callable[[str], str] | None = None
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
             unknown = [a.split("=")[0] for a in message.split(":", 1)[1].split() if a.startswith("-")]
             flags = [s for a in self._actions for s in a.option_strings]
-            hints = []
-            for arg in unknown:
-                close = difflib.get_close_matches(arg, flags, n=1, cutoff=0.6)
-                hints.append(f"unknown option {arg}" + (f" (did you mean {close[0]}?)" if close else ""))
+            hints = [
+                self.unknown(arg) if self.unknown else f"unknown option {arg}{did_you_mean(arg, flags)}"
+                for arg in unknown
+            ]
             if hints:
                 message = "; ".join(hints)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def check_option(option: Any, value: Any, where: str) -> Any:
+    """``value`` for a handler ``option`` from a TOML file or a keyword: its type, its own rule, its choices.
+
+    A custom type (``Option("warmup-iters", non_negative_int)``) is applied to the value's text, so
+    a TOML file and ``Model(...)`` are checked exactly as the command line checks the flag.
+    """
+    if option.type in (int, float, str, bool):
+        value = check_value(where, option.type, value)
+    elif value is not None:
+        try:
+            value = option.type(str(value))
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{where}: {err}") from None
+    if option.choices is not None and value not in option.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, option.choices))}, got {value!r}")
+    return value
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

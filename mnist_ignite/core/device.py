@@ -41,7 +41,7 @@ def _cpu_has_fast_bf16() -> bool:
     if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
         return _cpu_flag("avx512_bf16") or _cpu_flag("amx_tile")
     try:  # Arm and others: oneDNN knows (e.g. Neoverse V1's BF16 extension)
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # oneDNN's own probe; torch has no public one
     except (AttributeError, RuntimeError):
         return False
 

@@ -6,6 +6,7 @@ old one: a crash mid-write leaves the previous file intact, and a reader never s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -23,6 +24,7 @@ __all__ = [
     "CheckpointLoadError",
     "OutputWriteError",
     "atomic_write",
+    "export_kind",
     "load_tensors",
     "prepare_output_dir",
     "save_json",
@@ -102,6 +104,21 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 
 
+def export_kind(path: str | os.PathLike) -> str | None:
+    """``"torchscript"`` or ``"exported-program"`` when ``path`` is such an archive (by its contents, not
+    its name), else None. Both are zip archives like a checkpoint, but hold code or a graph, not a state."""
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if any("/code/" in name for name in names):
+            return "torchscript"
+        if any(name.endswith("/archive_format") for name in names):
+            return "exported-program"
+    return None
+
+
 def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load(weights_only=True)``: refuses pickled code; clear errors for damaged files.
 
@@ -116,6 +133,8 @@ def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
             head = f.read(4)
     except OSError as err:
         raise CheckpointLoadError(f"cannot read {path}: {err.strerror or err}") from None
+    if head == _ZIP_MAGIC and (kind := export_kind(path)):
+        raise CheckpointLoadError(f"{path} is an exported model ({kind}), not a checkpoint or a model's state_dict")
     if head != _ZIP_MAGIC:
         raise CheckpointLoadError(f"checkpoint {path} is damaged or not a PyTorch file (no zip header)")
     import torch

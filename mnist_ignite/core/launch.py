@@ -39,12 +39,12 @@ from mnist_ignite.core.resolve import resolve
 from mnist_ignite.core.results import StartupClock, run_clock_base, summarize, write_results
 from mnist_ignite.core.rundir import CONFIG, FINAL_MODEL, RESULTS, RunDir, outputs_of, written
 from mnist_ignite.core.signals import SignalStop
+from mnist_ignite.discovery.handlers import build_plugins
 from mnist_ignite.errors import ConfigError, Interrupted, StopTraining
 from mnist_ignite.log import note
 from mnist_ignite.models.registry import build_model, check_model
 from mnist_ignite.plugins.api import Output, RunContext
 from mnist_ignite.plugins.guard import close_plugins, named_failures
-from mnist_ignite.plugins.loading import build_plugins
 
 __all__ = ["HandlerCalls", "Outcome", "fit", "launch"]
 

@@ -81,7 +81,7 @@ def outputs_of(plugins: Iterable[Any]) -> list[Output]:
 
 def _declared_by(handlers: Sequence[str]) -> tuple[list[Output], list[str]]:
     """Outputs of handlers named in an old run's config.json; and the names that cannot be loaded now."""
-    from mnist_ignite.plugins.loading import load_plugin_class
+    from mnist_ignite.discovery.handlers import load_plugin_class
 
     outputs, missing = [], []
     for spec in handlers:

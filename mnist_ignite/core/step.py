@@ -131,6 +131,8 @@ def _sgd_momentum_(
     ``torch.optim.SGD`` turns the lr into a Python number, which a CUDA graph would freeze;
     here the lr lives in a tensor the scheduler's value is copied into before each replay.
     """
+    # torch's multi-tensor kernels (what torch.optim.SGD(foreach=True) calls; no public alias): a
+    # handful of launches for all parameters, which a CUDA graph captures
     torch._foreach_mul_(bufs, momentum)
     torch._foreach_add_(bufs, grads)
     torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
@@ -154,6 +156,7 @@ def _scaled_sgd_momentum_(
     scale, tracker = scaler._scale, scaler._growth_tracker  # set by scaler.scale(loss) before backward
     assert scale is not None and tracker is not None
     found_inf = torch.zeros(1, device=scale.device)
+    # GradScaler's own kernels (private in torch): the same math, with no host sync
     torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, scale.double().reciprocal().float())
     keep = found_inf[0] == 0  # 0-d: foreach ops take a 0-d tensor as their scalar
     stepped = torch._foreach_add(torch._foreach_mul(bufs, momentum), grads)

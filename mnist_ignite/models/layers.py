@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode  # where torch documents it (no public alias)
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["Layer", "ModelSummary", "describe", "format_table", "model_stats", "stats_line", "summary"]

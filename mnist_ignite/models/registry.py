@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mnist_ignite.discovery.specs import registered, resolve
 from mnist_ignite.errors import ModelError, SpecError, UntrustedSpecError
-from mnist_ignite.specs import registered, resolve
 
 __all__ = [
     "BUILTIN_MODELS",

@@ -1,29 +1,18 @@
-"""The plugin contract and how plugins are found, attached and kept in checkpoints.
+"""The plugin contract: what a handler author writes against.
 
-``api`` is the contract a plugin author writes against (:class:`Plugin`, :class:`Option`,
-:class:`RunContext`, :class:`RunEvents`); ``loading`` finds plugins by name, entry point or
-spec; ``guard`` names the plugin whose handler failed; ``states`` puts plugins' state in checkpoints.
+``api``: :class:`Plugin` (a convenience base), :class:`Option` (an option on the command line and
+in TOML), :class:`Output` (a file it writes), :class:`RunContext` (what it sees of a run);
+``events``: :class:`RunEvents` and :func:`inside_epoch`; ``guard``: how a failing plugin is named.
+Plugins are found by :mod:`mnist_ignite.discovery.handlers` (built-ins, entry points, specs).
 """
 
 from typing import Any
 
+from mnist_ignite.discovery.handlers import available_plugins, load_plugin_class
 from mnist_ignite.errors import PluginError, PluginLoadError, StopTraining
 from mnist_ignite.plugins.api import Option, Output, Plugin, RunContext
-from mnist_ignite.plugins.guard import attach_plugin, close_plugins
-from mnist_ignite.plugins.loading import (
-    BUILTINS,
-    ENTRY_POINT_GROUP,
-    as_plugin,
-    available_plugins,
-    build_plugin,
-    build_plugins,
-    check_handler_name,
-    load_plugin_class,
-)
 
 __all__ = [
-    "BUILTINS",
-    "ENTRY_POINT_GROUP",
     "Option",
     "Output",
     "Plugin",
@@ -32,13 +21,7 @@ __all__ = [
     "RunContext",
     "RunEvents",
     "StopTraining",
-    "as_plugin",
-    "attach_plugin",
     "available_plugins",
-    "build_plugin",
-    "build_plugins",
-    "check_handler_name",
-    "close_plugins",
     "inside_epoch",
     "load_plugin_class",
 ]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from mnist_ignite.core.launch import Outcome
 
-__all__ = ["ConsoleReport", "epoch_line", "fast_dev_run_summary", "footer", "header"]
+__all__ = ["ConsoleReport", "epoch_line", "fast_dev_run_summary", "footer", "header", "size_text"]
 
 
 def _count(data: Any) -> int:
@@ -29,6 +29,14 @@ def _count(data: Any) -> int:
         if hasattr(data, attr):
             return len(getattr(data, attr))
     return len(data)
+
+
+def size_text(n: float) -> str:
+    """A file size as people read it: ``812 bytes``, ``40.2 KB``, ``2.3 MB``, ``1.1 GB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} bytes"
 
 
 def _plural(n: int, word: str) -> str:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mnist_ignite.artifacts.trained import LogProbs, find_model_file, load_trained, run_dir_of
-from mnist_ignite.errors import CheckpointLoadError
+from mnist_ignite.errors import CheckpointLoadError, UntrustedSpecError
 from mnist_ignite.models.net import Net
 
 from conftest import run_cli
@@ -82,8 +82,10 @@ def test_a_model_this_install_cannot_build_is_named(run: Path, tmp_path: Path) -
     config = json.loads((copy / "config.json").read_text())
     config.update(model="no_such_package.models:Missing", model_args={"width": 8})
     (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UntrustedSpecError, match=r"config.json asks to import 'no_such_package\.models:Missing'"):
+        load_trained(copy)  # a file never makes this tool import code on its own
     with pytest.raises(CheckpointLoadError, match=r"no_such_package\.models:Missing"):
-        load_trained(copy)
+        load_trained(copy, trust=True)
 
 
 def test_log_probs_from_logits_and_from_log_probabilities() -> None:

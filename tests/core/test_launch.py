@@ -215,7 +215,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(data_dir: str, tmp_p
         (["--seed", "-5"], "--seed: must be between 0 and 2**63 - 1"),
         (["--seed", str(10**23)], "--seed: must be between 0 and 2**63 - 1"),
         (["--epocs", "2"], "unknown option --epocs (did you mean --epochs?)"),
-        (["--no-handler", "plot"], "unknown handler 'plot'; did you mean 'plots'?"),
+        (["--no-handler", "plot"], "unknown handler 'plot' (did you mean plots?)"),
         (
             ["--resume", "auto", "--no-handler", "checkpoint", "--output-dir", "x"],
             "--resume needs the checkpoint handler",

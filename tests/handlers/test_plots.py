@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,10 +9,8 @@ from ignite.engine import Events
 from matplotlib.figure import Figure
 from PIL import Image
 
-from mnist_ignite.cli import main
 from mnist_ignite.reporting.figures import confusion_matrix_figure, in_notebook, metrics_figure
-
-from conftest import metrics, small_args
+from mnist_ignite.testing import run_plugin
 
 
 class MetricsPngWatcher:
@@ -34,12 +31,6 @@ class MetricsPngWatcher:
         ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, record)
 
 
-def _args(data_dir: str, out: Path, epochs: int, train: int = 256, eval_: int = 256) -> list[str]:
-    """A small run as users run it: the default handlers, plots included."""
-    args = small_args(data_dir, out, "--epochs", str(epochs), train=train, eval_=eval_)
-    return [a for a in args if a != "--no-plots"]
-
-
 def _rows(n: int) -> list[dict[str, Any]]:
     return [
         {"epoch": e, "train_loss": 1.0 / e, "test_loss": 0.8 / e, "train_acc": 80.0 + e, "test_acc": 85.0 + e}
@@ -47,10 +38,10 @@ def _rows(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_pngs_are_written_valid_and_metrics_png_changes_each_epoch(data_dir: str, tmp_path: Path) -> None:
-    out = tmp_path / "run"
+def test_pngs_are_written_valid_and_metrics_png_changes_each_epoch() -> None:
     watcher = MetricsPngWatcher()
-    assert main(_args(data_dir, out, 2), plugins=[watcher]) == 0
+    run = run_plugin(watcher, handlers=["history", "plots"], epochs=2)
+    out = run.output_dir
     for name in ("metrics", "samples", "misclassified", "confusion_matrix"):
         with Image.open(out / "plots" / f"{name}.png") as image:
             image.verify()
@@ -59,21 +50,18 @@ def test_pngs_are_written_valid_and_metrics_png_changes_each_epoch(data_dir: str
         assert image.size == (1200, 450)  # (12, 4.5) inches at 100 dpi
     assert len(watcher.hashes) == 2 and watcher.hashes[0] != watcher.hashes[1]
     assert not list((out / "plots").glob(".*"))  # no temp files left behind
-    assert len(metrics(out)) == 2
+    assert len(run.rows) == 2
 
 
-def test_a_failing_plot_warns_once_and_training_goes_on(
-    data_dir: str, tmp_path: Path, monkeypatch: Any, capsys: Any
-) -> None:
+def test_a_failing_plot_warns_once_and_training_goes_on(monkeypatch: Any, capsys: Any) -> None:
     def broken(*_: Any, **__: Any) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr("mnist_ignite.handlers.plots.atomic_write", broken)
-    out = tmp_path / "run"
-    assert main(_args(data_dir, out, 2, train=128, eval_=128)) == 0
+    run = run_plugin(handlers=["plots"], epochs=2)
     err = capsys.readouterr().err
-    assert err.count("mnist-ignite: warning: plots: OSError: disk full; training goes on") == 1
-    assert (out / "final_model.pt").is_file()
+    assert err.count("mnist-ignite: warning: plots: drawing failed (OSError: disk full); training goes on") == 1
+    assert "final_model.pt" in run.files
 
 
 @pytest.mark.parametrize("epochs", [1, 3, 25])

@@ -102,7 +102,7 @@ def _refused(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     ("spec", "args", "expected"),
     [
-        ("sed", [], "unknown model 'sed'; did you mean 'seed'? available: seed"),
+        ("sed", [], "unknown model 'sed' (did you mean seed?); available: seed"),
         ("no_such_package.nets:Net", [], "model 'no_such_package.nets:Net': cannot import no_such_package.nets"),
         ("{dir}/missing.py:Net", [], "model '{dir}/missing.py:Net': file not found"),
         ("{dir}/broken.py:Net", [], "cannot import {dir}/broken.py: ImportError: no such dependency: fancy_layers"),

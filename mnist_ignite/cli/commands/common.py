@@ -1,32 +1,58 @@
-"""What the commands share: the program name, one-line errors, ``--data-dir``/``--device``.
+"""What the commands share: their parser, and the ``--data-dir``, ``--device`` and ``--trust-code`` arguments.
 
-Light on purpose (no torch): every command's ``--help`` and usage errors answer at once.
+Light on purpose (no torch): every command's ``--help`` and usage errors answer at once. A
+command raises :mod:`mnist_ignite.errors` for what a user can get wrong; the dispatcher
+(:mod:`mnist_ignite.cli.main`) turns each into one line and its exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
 from mnist_ignite.config.argv import DefaultsHelpFormatter, Parser
-from mnist_ignite.config.settings import default_data_dir
+from mnist_ignite.config.settings import DEVICES, default_data_dir
 from mnist_ignite.log import PROG
 
-__all__ = ["PROG", "add_data_args", "command_parser", "error"]
-
-
-def error(message: str, code: int = 1) -> int:
-    """Print the one-line error and return ``code`` (1: the run failed, 2: usage)."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
-
-
-def add_data_args(parser: argparse.ArgumentParser) -> None:
-    """``--data-dir`` and ``--device``, as in training."""
-    parser.add_argument("--data-dir", default=default_data_dir(), help="MNIST folder (torchvision layout)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+__all__ = ["PROG", "add_data_arg", "add_device_arg", "add_trust_arg", "command_parser", "data_dir_of_run"]
 
 
 def command_parser(name: str, description: str, epilog: str | None = None) -> Parser:
-    """The parser of ``mnist-ignite NAME``: one-line errors with a "did you mean", defaults in --help."""
+    """The parser of ``mnist-ignite NAME``: one-line errors with a hint, defaults in --help, no abbreviations."""
     return Parser(prog=f"{PROG} {name}", description=description, epilog=epilog, formatter_class=DefaultsHelpFormatter)
+
+
+def add_data_arg(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``: by default the folder the run was trained on (its config.json), else the usual default."""
+    parser.add_argument(
+        "--data-dir",
+        help="MNIST folder holding MNIST/raw (default: the run's own, from its config.json; "
+        "else $MNIST_IGNITE_DATA or ./data)",
+    )
+
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    """``--device``, as in training."""
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, then mps, then cpu")
+
+
+def add_trust_arg(parser: argparse.ArgumentParser) -> None:
+    """``--trust-code``: let the run's files name the model code to import (see ``models.registry.require_trusted``)."""
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="rebuild a model whose run names code to import (module:Attr, file.py:Attr); only for runs you trust",
+    )
+
+
+def data_dir_of_run(given: str | None, run_dir: Path | None) -> str:
+    """``--data-dir`` when given, else the run's own data folder (when it still holds MNIST), else the default."""
+    if given:
+        return given
+    if run_dir is not None:
+        from mnist_ignite.core.rundir import read_run_config
+
+        recorded = (read_run_config(run_dir) or {}).get("data_dir")
+        if isinstance(recorded, str) and (Path(recorded) / "MNIST" / "raw").is_dir():
+            return recorded
+    return default_data_dir()

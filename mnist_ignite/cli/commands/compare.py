@@ -12,7 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
-from mnist_ignite.cli.commands.common import command_parser, error
+from mnist_ignite.cli.commands.common import command_parser
+from mnist_ignite.errors import ConfigError
 
 __all__ = ["HELP", "build_parser", "main"]
 
@@ -34,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from mnist_ignite.core.files import atomic_write, prepare_output_dir
-    from mnist_ignite.errors import OutputWriteError
     from mnist_ignite.experiments.compare import (
         collect,
         compare_figure,
@@ -50,28 +50,22 @@ def main(argv: list[str]) -> int:
     paths = [Path(p) for p in args.runs]
     missing = [os.fspath(p) for p in paths if not p.exists()]
     if missing:
-        return error(f"compare: not found: {', '.join(missing)}", 2)
+        raise ConfigError(f"compare: not found: {', '.join(missing)}")
     entries, notes = collect(paths)
     for note in notes:
         print(f"note: skipped {note}")
     if not entries:
-        return error("compare: no run with finished epochs to compare", 2)
+        raise ConfigError("compare: no run with finished epochs to compare")
     keys = differing_settings(entries)
     label_entries(entries, keys)
     rows = [summarize(e, keys) for e in entries]
     shown = [display_row(r, e.group, keys) for r, e in zip(rows, entries, strict=True)]
     markdown = table_markdown(shown)
     out = Path(args.output)
-    try:
-        prepare_output_dir(out)  # before the table: a folder that cannot be written fails first
-    except OutputWriteError as err:
-        return error(str(err), 1)
+    prepare_output_dir(out)  # before the table: a folder that cannot be written fails first
     print(markdown, end="")
-    try:
-        figure = save_figure(compare_figure(entries), out / "compare.png", dpi=100)
-        table = atomic_write(out / "compare.md", lambda f: f.write(markdown.encode()))
-        sheet = atomic_write(out / "compare.csv", lambda f: f.write(table_csv(rows)))
-    except OutputWriteError as err:
-        return error(str(err), 1)
+    figure = save_figure(compare_figure(entries), out / "compare.png", dpi=100)
+    table = atomic_write(out / "compare.md", lambda f: f.write(markdown.encode()))
+    sheet = atomic_write(out / "compare.csv", lambda f: f.write(table_csv(rows)))
     print(f"wrote {figure}, {table}, {sheet}")
     return 0

@@ -1,8 +1,9 @@
 """``mnist-ignite evaluate RUN_DIR|CHECKPOINT``: how good a trained model is, and where it fails.
 
-The face of :mod:`mnist_ignite.evaluation`: writes ``evaluation.json``, ``confusion_matrix.png``
-and ``top_losses.png`` (each file atomically) and prints a short report. torch and Ignite load
-after the arguments are parsed, so ``--help`` is instant.
+The face of :mod:`mnist_ignite.artifacts.evaluation`: writes ``evaluation.json``,
+``confusion_matrix.png`` and ``top_losses.png`` (each file atomically) and prints a short report.
+The test images come from the run's own data folder unless ``--data-dir`` says otherwise. torch
+and Ignite load after the arguments are parsed, so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -12,9 +13,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.cli.commands.common import add_data_args, command_parser, error
+from mnist_ignite.cli.commands.common import (
+    add_data_arg,
+    add_device_arg,
+    add_trust_arg,
+    command_parser,
+    data_dir_of_run,
+)
+from mnist_ignite.errors import ConfigError
 
-__all__ = ["HELP", "main", "print_report"]
+__all__ = ["HELP", "build_parser", "main", "print_report"]
 
 HELP = "test loss/accuracy, per-class precision/recall/F1, confusion matrix, top losses of a trained model"
 
@@ -43,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "model", metavar="RUN_DIR|CHECKPOINT", help="a run folder, final_model.pt, best_model_*.pt or a checkpoint"
     )
-    add_data_args(parser)
+    add_data_arg(parser)
+    add_device_arg(parser)
+    add_trust_arg(parser)
     parser.add_argument("--output-dir", help="where to write (default: RUN_DIR/evaluation/<model file name>)")
     parser.add_argument("--top", type=int, default=16, help="how many top-loss images to show")
     parser.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size")
@@ -54,28 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.top < 0 or args.batch_size < 1 or (args.max_samples is not None and args.max_samples < 1):
-        return error("--top must be >= 0, --batch-size and --max-samples >= 1", 2)
+        raise ConfigError("--top must be >= 0, --batch-size and --max-samples >= 1")
     from mnist_ignite.artifacts.evaluation import evaluate, write_report
     from mnist_ignite.artifacts.trained import load_trained
     from mnist_ignite.core.data import read_test_images
     from mnist_ignite.core.device import select_device
     from mnist_ignite.core.files import prepare_output_dir
-    from mnist_ignite.errors import CheckpointLoadError, DataError, OutputWriteError
 
     try:
         device = select_device(args.device)
     except ValueError as err:
-        return error(str(err), 2)
-    try:
-        trained = load_trained(args.model, device)
-        base = trained.run_dir or trained.source.parent
-        out = Path(args.output_dir) if args.output_dir else base / "evaluation" / trained.source.stem
-        prepare_output_dir(out)
-        images, targets = read_test_images(args.data_dir, args.max_samples)
-        report = evaluate(trained, images, targets, device, args.batch_size, args.top)
-        print_report(report)
-        written = write_report(report, images, out)
-    except (CheckpointLoadError, DataError, OutputWriteError) as err:
-        return error(str(err), 1)
+        raise ConfigError(str(err)) from None
+    trained = load_trained(args.model, device, trust=args.trust_code)
+    base = trained.run_dir or trained.source.parent
+    out = Path(args.output_dir) if args.output_dir else base / "evaluation" / trained.source.stem
+    prepare_output_dir(out)
+    images, targets = read_test_images(data_dir_of_run(args.data_dir, trained.run_dir), args.max_samples)
+    report = evaluate(trained, images, targets, device, args.batch_size, args.top)
+    print_report(report)
+    written = write_report(report, images, out)
     print("wrote " + ", ".join(os.fspath(p) for p in written))
     return 0

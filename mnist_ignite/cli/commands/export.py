@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from mnist_ignite.artifacts.formats import FORMATS
-from mnist_ignite.cli.commands.common import command_parser, error
-from mnist_ignite.config.settings import default_data_dir
+from mnist_ignite.cli.commands.common import add_data_arg, add_trust_arg, command_parser, data_dir_of_run
+from mnist_ignite.errors import ConfigError
 
 __all__ = ["HELP", "main"]
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", metavar="RUN_DIR|CHECKPOINT", help="a run folder, a .pt model or checkpoint")
     parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="what to export to")
     parser.add_argument("--output", help="file to write (default: beside the model file, e.g. final_model.onnx)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export of the same format")
     parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     parser.add_argument(
         "--dynamo",
@@ -35,65 +36,71 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="ONNX: torch.export-based exporter (needs onnxscript); --no-dynamo: the legacy TorchScript one",
     )
-    parser.add_argument("--data-dir", default=default_data_dir(), help="MNIST folder, for the parity check")
+    add_data_arg(parser)
+    add_trust_arg(parser)
     parser.add_argument("--check-samples", type=int, default=1000, help="test images the parity check runs on")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |difference| of outputs")
     return parser
 
 
-def _replaces_a_model(out: Path, source: Path) -> bool:
-    """Whether writing ``out`` would destroy the model being exported or another ``.pt`` model or checkpoint
-    (an earlier TorchScript export, ``*.torchscript.pt``, may be replaced)."""
-    if not out.exists():
-        return False
-    same = out.resolve() == source.resolve()
-    return same or (out.suffix == ".pt" and not out.name.endswith(FORMATS["torchscript"]))
+def check_output(out: Path, source: Path, fmt: str, overwrite: bool) -> None:
+    """Refuse an ``--output`` that would destroy something: the model itself, a file inside a run's
+    ``checkpoints/``, any file that is not an export of this format; an earlier export only with ``--overwrite``."""
+    from mnist_ignite.artifacts.formats import export_format
+    from mnist_ignite.core.checkpoint import CHECKPOINTS
+
+    if out.resolve().parent.name == CHECKPOINTS:
+        raise ConfigError(f"--output {out} is inside a run's {CHECKPOINTS}/ folder: choose a file outside it")
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.resolve() == source.resolve():
+        raise ConfigError(f"--output {out} is the model being exported: choose another file")
+    if not out.is_file() or export_format(out) != fmt:
+        raise ConfigError(f"--output {out} exists and is not a {fmt} export: refusing to replace it")
+    if not overwrite:
+        raise ConfigError(f"--output {out} exists (an earlier {fmt} export): --overwrite replaces it")
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.check_samples < 1 or not args.tolerance >= 0:
-        return error("--check-samples must be >= 1 and --tolerance >= 0", 2)
+        raise ConfigError("--check-samples must be >= 1 and --tolerance >= 0")
     if args.format != "onnx" and (args.opset is not None or not args.dynamo):
-        return error("--opset and --no-dynamo apply to --format onnx only", 2)
+        raise ConfigError("--opset and --no-dynamo apply to --format onnx only")
     from mnist_ignite.artifacts.export import check_parity, export_model, onnx_opsets
     from mnist_ignite.artifacts.formats import load_exported
     from mnist_ignite.artifacts.trained import load_trained
     from mnist_ignite.core.data import normalize, read_test_images
     from mnist_ignite.core.files import atomic_write, prepare_output_dir
-    from mnist_ignite.errors import CheckpointLoadError, DataError, ExportError, MissingExtraError, OutputWriteError
+    from mnist_ignite.errors import ExportError, MissingExtraError
+    from mnist_ignite.reporting.console import size_text
 
-    try:
-        if args.opset is not None and args.opset not in (known := onnx_opsets()):
-            return error(f"--opset must be between {known.start} and {known.stop - 1}, got {args.opset}", 2)
-        trained = load_trained(args.model, "cpu")
-        out = Path(args.output) if args.output else trained.source.with_suffix(FORMATS[args.format])
-        if _replaces_a_model(out, trained.source):
-            return error(f"--output {out} would replace a PyTorch model or checkpoint: choose another file", 2)
-        prepare_output_dir(out.parent)
-        images, _ = read_test_images(args.data_dir, args.check_samples)
-        x = normalize(images.unsqueeze(1).float() / 255.0)
-        with tempfile.TemporaryDirectory(prefix="mnist-ignite-export-") as tmp:
-            staged = Path(tmp) / f"model{FORMATS[args.format]}"  # torch.export.load wants .pt2
-            try:
-                export_model(trained.model, args.format, staged, opset=args.opset, dynamo=args.dynamo)
-            except MissingExtraError:
-                raise
-            except ExportError as err:
-                return error(f"export of {trained.source} to {args.format} failed: {err}; nothing written")
-            except Exception as err:  # exporters fail in many ways on user models; one line names it
-                detail = " ".join(str(err).split())[:400]
-                return error(f"export of {trained.source} to {args.format} failed: {type(err).__name__}: {detail}")
-            parity = check_parity(trained.model, load_exported(args.format, staged), x)
-            if not parity.ok(args.tolerance):
-                return error(f"parity check failed, nothing written: {parity} (tolerance {args.tolerance:g})")
-            data = staged.read_bytes()
-        atomic_write(out, lambda f: f.write(data))
-    except MissingExtraError as err:
-        return error(str(err), 2)
-    except (CheckpointLoadError, DataError, OutputWriteError) as err:
-        return error(str(err), 1)
+    if args.opset is not None and args.opset not in (known := onnx_opsets()):
+        raise ConfigError(f"--opset must be between {known.start} and {known.stop - 1}, got {args.opset}")
+    trained = load_trained(args.model, "cpu", trust=args.trust_code)
+    out = Path(args.output) if args.output else trained.source.with_suffix(FORMATS[args.format])
+    check_output(out, trained.source, args.format, args.overwrite)
+    prepare_output_dir(out.parent)
+    images, _ = read_test_images(data_dir_of_run(args.data_dir, trained.run_dir), args.check_samples)
+    x = normalize(images.unsqueeze(1).float() / 255.0)
+    with tempfile.TemporaryDirectory(prefix="mnist-ignite-export-") as tmp:
+        staged = Path(tmp) / f"model{FORMATS[args.format]}"  # torch.export.load wants .pt2
+        failed = f"export of {trained.source} to {args.format} failed"
+        try:
+            export_model(trained.model, args.format, staged, opset=args.opset, dynamo=args.dynamo)
+        except MissingExtraError:
+            raise
+        except ExportError as err:
+            raise ExportError(f"{failed}: {err}; nothing written") from err
+        except Exception as err:  # exporters fail in many ways on user models; one line names it
+            detail = " ".join(str(err).split())[:400]
+            raise ExportError(f"{failed}: {type(err).__name__}: {detail}; nothing written") from err
+        parity = check_parity(trained.model, load_exported(args.format, staged), x)
+        if not parity.ok(args.tolerance):
+            raise ExportError(f"parity check failed, nothing written: {parity} (tolerance {args.tolerance:g})")
+        data = staged.read_bytes()
+    atomic_write(out, lambda f: f.write(data))
     mode = f", {'dynamo' if args.dynamo else 'legacy'} exporter" if args.format == "onnx" else ""
-    print(f"exported {trained.describe()} to {os.fspath(out)} ({args.format}{mode}, {len(data) / 1e6:.1f} MB)")
+    print(f"exported {trained.describe()} to {os.fspath(out)} ({args.format}{mode}, {size_text(len(data))})")
     print(f"parity: {parity}")
     return 0

@@ -1,6 +1,6 @@
 """``mnist-ignite lr-find [--num-iter N] [--start-lr LR] [--end-lr LR] [training options]``: pick a learning rate.
 
-Runs the learning-rate range test (:func:`mnist_ignite.lr_find.find_lr`, Ignite's
+Runs the learning-rate range test (:func:`mnist_ignite.experiments.lr_find.find_lr`, Ignite's
 ``FastaiLRFinder``) on exactly the run the same training options would make (model, batch size,
 pipeline, precision, seed), then writes ``OUTPUT/lr_find.png`` (smoothed loss against lr, log
 axis, the suggestion marked) and ``OUTPUT/lr_find.json``, and prints the suggested lr. Every
@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.cli.commands.common import error
 from mnist_ignite.config.argv import DefaultsHelpFormatter, Parser, flag_type
 from mnist_ignite.errors import ConfigError
 from mnist_ignite.experiments.lr_find import END_LR, MIN_ITER, NUM_ITER, START_LR
@@ -51,33 +50,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     from mnist_ignite.config.argv import parse_config
-    from mnist_ignite.errors import PluginLoadError
 
     try:
         mine, rest = _parser().parse_known_args(argv)
         config = parse_config(rest)
     except SystemExit as stop:  # argparse: --help, or a usage error it has printed
         return int(stop.code or 0)
-    except (ConfigError, PluginLoadError) as err:
-        return error(str(err), 2)
     if mine.start_lr >= mine.end_lr:
-        return error(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})", 2)
+        raise ConfigError(f"--start-lr ({mine.start_lr:g}) must be below --end-lr ({mine.end_lr:g})")
     if mine.num_iter < MIN_ITER:
-        return error(f"--num-iter must be >= {MIN_ITER}, got {mine.num_iter}", 2)
+        raise ConfigError(f"--num-iter must be >= {MIN_ITER}, got {mine.num_iter}")
     from mnist_ignite.core.device import select_device
     from mnist_ignite.core.files import prepare_output_dir
     from mnist_ignite.core.resolve import validate
-    from mnist_ignite.errors import DataError, LRFindError, OutputWriteError
     from mnist_ignite.experiments.lr_find import find_lr, write_results
     from mnist_ignite.models.registry import build_model, check_model
 
-    try:
-        validate(config)
-        device = select_device(config.device)
-        # before any data is read; the search builds its own after seeding, as training would
-        check_model(build_model(config.model, config.model_args), config.model, device)
-    except ConfigError as err:
-        return error(str(err), 2)
+    validate(config)
+    device = select_device(config.device)
+    # before any data is read; the search builds its own after seeding, as training would
+    check_model(build_model(config.model, config.model_args), config.model, device)
     out = Path(config.output_dir or Path("runs") / datetime.now().strftime("lr-find-%Y%m%d-%H%M%S"))
     print(
         f"lr-find: {config.model} on {device}, {mine.num_iter} iterations from lr {mine.start_lr:g} to "
@@ -89,14 +81,14 @@ def main(argv: list[str]) -> int:
         prepare_output_dir(out)  # an unusable folder fails now, not after the search
         result = find_lr(config, start_lr=mine.start_lr, end_lr=mine.end_lr, num_iter=mine.num_iter)
         written = write_results(result, config, out)
-    except (DataError, OutputWriteError, LRFindError, KeyboardInterrupt) as err:
+    except BaseException as err:
         if created:  # leave no empty folder behind
             with contextlib.suppress(OSError):
                 out.rmdir()
         if isinstance(err, KeyboardInterrupt):
             print(f"{PROG}: lr-find interrupted", file=sys.stderr)
             return 130
-        return error(str(err), 1)
+        raise
     end = "the loss diverged" if result.diverged else "the end lr was reached"
     print(
         f"suggested lr: {result.suggestion:.3g}  (fastai's valley rule; {len(result.lrs)} "

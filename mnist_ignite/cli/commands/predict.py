@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.cli.commands.common import command_parser, error
+from mnist_ignite.cli.commands.common import PROG, add_device_arg, add_trust_arg, command_parser
+from mnist_ignite.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -59,37 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most probable digits")
     parser.add_argument("--json", action="store_true", help="print JSON (model, predictions, errors) instead of lines")
     parser.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 images the model saw here")
-    parser.add_argument("--device", default="cpu", help="device for .pt models: cpu, cuda, mps or auto")
+    add_device_arg(parser)
+    add_trust_arg(parser)
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not 1 <= args.top <= 10:
-        return error(f"--top must be between 1 and 10, got {args.top}", 2)
+        raise ConfigError(f"--top must be between 1 and 10, got {args.top}")
     import torch
 
     from mnist_ignite.artifacts.digits import IMAGE_SUFFIXES, find_images, load_digit
     from mnist_ignite.artifacts.inference import load_classifier, predict
     from mnist_ignite.core.device import select_device
     from mnist_ignite.core.files import prepare_output_dir
-    from mnist_ignite.errors import CheckpointLoadError, DigitImageError, MissingExtraError, OutputWriteError
+    from mnist_ignite.errors import DigitImageError
 
     if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:
-        return error(f"{args.model} is an image: the model comes first (mnist-ignite predict MODEL IMAGE...)", 2)
-
+        raise ConfigError(f"{args.model} is an image: the model comes first (mnist-ignite predict MODEL IMAGE...)")
     try:
         files = find_images(args.images)
         device = select_device(args.device)
-    except (FileNotFoundError, DigitImageError, ValueError) as err:
-        return error(str(err), 2)
-    try:
-        save_dir = prepare_output_dir(args.save_preprocessed) if args.save_preprocessed else None
-        classifier, described = load_classifier(args.model, device)
-    except MissingExtraError as err:
-        return error(str(err), 2)
-    except (CheckpointLoadError, OutputWriteError) as err:
-        return error(str(err), 1)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    save_dir = prepare_output_dir(args.save_preprocessed) if args.save_preprocessed else None
+    classifier, described = load_classifier(args.model, device, trust=args.trust_code)
 
     good: list[Path] = []
     digits: list[torch.Tensor] = []
@@ -98,9 +94,9 @@ def main(argv: list[str]) -> int:
         try:
             digits.append(load_digit(file))
             good.append(file)
-        except DigitImageError as err:
+        except DigitImageError as err:  # one line for this image; the others are still classified
             failed.append({"file": str(file), "error": str(err)})
-            error(f"{file}: {err}")
+            print(f"{PROG}: error: {file}: {err}", file=sys.stderr)
 
     results: list[dict[str, Any]] = []
     if digits:
@@ -115,10 +111,7 @@ def main(argv: list[str]) -> int:
                 row["top"] = top
             if save_dir is not None:
                 target = save_dir / _unique_name(save_dir, file.stem, used)
-                try:
-                    _save_png(target, stack[i])
-                except OutputWriteError as err:
-                    return error(str(err), 1)
+                _save_png(target, stack[i])
                 row["preprocessed"] = str(target)
             results.append(row)
 

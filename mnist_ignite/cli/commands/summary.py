@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_ignite.cli.commands.common import command_parser, error
-from mnist_ignite.errors import ConfigError
+from mnist_ignite.cli.commands.common import command_parser
 
 __all__ = ["HELP", "main"]
 
@@ -47,12 +46,9 @@ def main(argv: list[str]) -> int:
     from mnist_ignite.models.layers import describe, format_table
     from mnist_ignite.models.registry import build_model, check_model
 
-    try:
-        model_args = dict(parse_model_arg(a) for a in args.model_arg)
-        model = build_model(args.model, model_args)
-        output = check_model(model, args.model, "cpu")
-    except ConfigError as err:  # ModelError included: one line, usage error
-        return error(str(err), 2)
+    model_args = dict(parse_model_arg(a) for a in args.model_arg)
+    model = build_model(args.model, model_args)
+    output = check_model(model, args.model, "cpu")
     described = describe(model)
     title = f"{args.model} ({described.name}" + "".join(f", {k}={v!r}" for k, v in model_args.items()) + ")"
     print(title)

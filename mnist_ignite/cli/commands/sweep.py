@@ -14,8 +14,10 @@ See :mod:`mnist_ignite.sweep_file` for the file's format and :mod:`mnist_ignite.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from mnist_ignite.cli.commands.common import command_parser, error
+from mnist_ignite.cli.commands.common import PROG, command_parser
+from mnist_ignite.errors import MissingExtraError
 
 __all__ = ["HELP", "build_parser", "main"]
 
@@ -53,8 +55,7 @@ def main(argv: list[str]) -> int:
     try:
         import optuna  # noqa: F401
     except ImportError:
-        return error("the sweep command needs Optuna: pip install 'mnist-ignite[sweep]'", 2)
-    from mnist_ignite.errors import ConfigError, DataError, OutputWriteError, StorageError
+        raise MissingExtraError("the sweep command needs Optuna: pip install 'mnist-ignite[sweep]'") from None
     from mnist_ignite.experiments.sweep.space import load_spec
     from mnist_ignite.experiments.sweep.study import run_sweep
 
@@ -71,9 +72,6 @@ def main(argv: list[str]) -> int:
     try:
         spec = load_spec(args.sweep_file, overrides)
         return run_sweep(spec)
-    except ConfigError as err:
-        return error(str(err), 2)
-    except (DataError, OutputWriteError, StorageError) as err:
-        return error(str(err), 1)
     except KeyboardInterrupt:
-        return error("interrupted: run the same command again to carry on", 130)
+        print(f"{PROG}: interrupted: run the same command again to carry on", file=sys.stderr)
+        return 130

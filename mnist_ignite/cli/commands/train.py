@@ -20,8 +20,8 @@ HELP = "train the ERA Session 5 Net (the default command)"
 
 def list_handlers() -> None:
     """One line per available handler: name, description, [default]."""
+    from mnist_ignite.discovery.handlers import available_plugins, load_plugin_class
     from mnist_ignite.errors import PluginLoadError
-    from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
     for name in sorted(available_plugins()):
         try:

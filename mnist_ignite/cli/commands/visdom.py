@@ -119,7 +119,7 @@ def replay(log: Path, server: str, port: int, env: str | None = None) -> int:
             msg["eid"] = env
         envs.add(str(msg.get("eid")))
         try:
-            vis._send(msg, endpoint, from_log=True)
+            vis._send(msg, endpoint, from_log=True)  # what Visdom.replay_log does, one event at a time
         except Exception as err:
             return _error(f"the server stopped answering after {i} of {len(events)} events ({reason(err)})")
     urls = ", ".join(f"{server}:{port}/env/{quote(e)}" for e in sorted(envs))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import io
 import math
 import os
@@ -26,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.config.argv import SWITCHES, parse_config
-from mnist_ignite.config.settings import MAX_WORKERS, Config, check_value, settings
+from mnist_ignite.config.settings import MAX_WORKERS, Config, check_value, settings, value_type
 from mnist_ignite.config.toml import load_toml
-from mnist_ignite.errors import ConfigError, PluginLoadError
+from mnist_ignite.discovery.handlers import build_plugins, load_plugin_class, option_owner, options_of
+from mnist_ignite.errors import ConfigError, PluginLoadError, did_you_mean
 from mnist_ignite.log import PROG
-from mnist_ignite.plugins.loading import build_plugins, load_plugin_class
 
 if TYPE_CHECKING:
     import optuna
@@ -196,9 +195,7 @@ def _norm(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unknown(where: str, key: str, known: Sequence[str]) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return ConfigError(f"{where}unknown key {key!r}{hint}")
+    return ConfigError(f"{where}unknown key {key!r}{did_you_mean(key, known)}")
 
 
 # ------------------------------------------------------------------ settings -> command-line words
@@ -217,7 +214,7 @@ def _setting_args(name: str, value: Any, where: str) -> list[str]:
     """Words for core setting ``name`` = ``value`` (a switch is present or absent)."""
     f, s = _core_flags()[name]
     default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-    kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).split("|")[0].strip(), str)
+    kind = value_type(f)
     value = check_value(f"{where}{name}", kind, value)
     if kind is bool:
         if value == default:
@@ -241,12 +238,11 @@ def _model_arg(name: str, value: Any) -> list[str]:
 
 def enabled_options(handlers: Sequence[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Options of the enabled handlers: by dest name, and by handler (spec and name) then dest."""
-    by_dest: dict[str, Any] = {}
+    by_dest = {dest: option for dest, (_, option) in options_of(handlers).items()}
     by_handler: dict[str, dict[str, Any]] = {}
     for spec in handlers:
         cls = load_plugin_class(spec)
         own = {o.dest: o for o in getattr(cls, "options", ())}
-        by_dest |= own
         by_handler[spec] = by_handler[getattr(cls, "name", spec) or spec] = own
     return by_dest, by_handler
 
@@ -442,17 +438,20 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
         hint: type | None = None
         if name in core:
             f = core[name][0]
-            hint = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip())
+            hint = value_type(f) if value_type(f) in (int, float) else None
         elif name in options:
             hint = options[name].type if options[name].type in (int, float) else None
         elif not name.startswith("model_args."):
-            known = [*core, *options, "model_args.NAME"]
+            owner = option_owner(name)
+            if owner is not None:
+                raise ConfigError(
+                    f"{where}{name} is an option of handler {owner!r}, which [run] does not enable: "
+                    f'add handlers = ["{owner}"] to [run]'
+                )
             raise ConfigError(
                 f"{where}{name} is neither a setting, nor an option of an enabled handler "
-                f"({', '.join(base.handlers)}), nor model_args.NAME"
-                + (f" (did you mean {difflib.get_close_matches(name, known, n=1)[0]}?)"
-                   if difflib.get_close_matches(name, known, n=1) else "")
-            )  # fmt: skip
+                f"({', '.join(base.handlers)}), nor model_args.NAME{did_you_mean(name, [*core, *options])}"
+            )
         spec.params.append(_param(name, entry, where, hint))
     for p in spec.params:
         for value in p.probes():

@@ -48,7 +48,7 @@ from mnist_ignite.config.settings import short_value
 from mnist_ignite.core.files import atomic_write, prepare_output_dir
 from mnist_ignite.errors import ConfigError, PluginLoadError, StopTraining, StorageError
 from mnist_ignite.experiments.sweep.space import SweepSpec, enabled_options, param_args, parse_trial
-from mnist_ignite.log import PROG
+from mnist_ignite.log import PROG, note
 from mnist_ignite.plugins.api import RunContext
 from mnist_ignite.plugins.events import RunEvents
 
@@ -134,7 +134,7 @@ class TrialReporter:
             return  # stopping anyway (target reached, last epoch): nothing to prune
         if self.trial.should_prune():
             self.pruned_epoch = int(record["epoch"])
-            print(f"sweep: trial {self.trial.number} pruned after epoch {self.pruned_epoch}", flush=True)
+            note(f"sweep: trial {self.trial.number} pruned after epoch {self.pruned_epoch}")
             engine.terminate()
 
 
@@ -302,6 +302,7 @@ def _alive(worker: dict[str, Any]) -> bool:
 def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     storage = study._storage  # the storage API is public; the study holds the one it was opened with
     try:
+        # a FrozenTrial's id is private; the storage API that takes it is public (another process's trial)
         storage.set_trial_user_attr(trial._trial_id, "error", reason)
         return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
@@ -479,7 +480,7 @@ def run_worker(job: WorkerJob) -> int:
             try:
                 study.optimize(objective, n_trials=1, catch=(StopTraining,), callbacks=[report])
             except optuna.exceptions.UpdateFinishedTrialError:
-                print(f"{PROG}: note: a trial of this worker was marked FAIL by another process", flush=True)
+                note("a trial of this worker was marked FAIL by another process")
         finally:
             lock.release()
 
@@ -514,7 +515,7 @@ def _look_at_running(study: optuna.Study, announced: list[int]) -> list[int]:
     Returns the running trials' numbers, so the next call speaks only when they change.
     """
     fail_orphaned_trials(study, other_sweeps=True)
-    if isinstance(study._storage, optuna.storages.RDBStorage):
+    if isinstance(study._storage, optuna.storages.RDBStorage):  # Study exposes no public storage attribute
         optuna.storages.fail_stale_trials(study)  # a silent machine's trials, by Optuna's heartbeat
     running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     if running and running != announced:
@@ -705,8 +706,8 @@ def write_results(study: optuna.Study, spec: SweepSpec, folder: Path) -> dict[st
         f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running; {folder / RESULTS_CSV}",
         flush=True,
     )
-    for note in notes:
-        print(f"  note: {note}", flush=True)
+    for line in notes:
+        print(f"  note: {line}", flush=True)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
     if not complete:
         print("no completed trial with a finite value yet: no best trial", flush=True)

@@ -38,12 +38,19 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_dir: str) -> Path
 
 @pytest.fixture
 def run_main(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Call a command's ``main`` in this process: (exit code, stdout, stderr), argparse's exits included."""
+    """Run a command in this process as ``mnist-ignite NAME ...`` does: (exit code, stdout, stderr).
+
+    ``main`` is the command module's ``main``; the dispatcher maps errors to exit codes, argparse's exits included.
+    """
+    from mnist_ignite.cli import main as cli_main
 
     def run(main: Callable[[list[str]], int], *args: str) -> tuple[int, str, str]:
         capsys.readouterr()
         try:
-            code = main(list(args))
+            if main.__module__.startswith("mnist_ignite.cli.commands."):  # a command module's own main
+                code = cli_main([main.__module__.rsplit(".", 1)[1].replace("_", "-"), *args])
+            else:
+                code = main(list(args))
         except SystemExit as exit_:
             code = int(exit_.code or 0)
         captured = capsys.readouterr()

@@ -11,10 +11,16 @@ import matplotlib.image
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_ignite.cli.commands.compare import main
+from mnist_ignite.cli import main as cli
 from mnist_ignite.experiments.compare import collect, compare_figure, differing_settings, display_row, label_entries
 
 from conftest import metrics, run_cli, small_args
+
+
+def main(argv: list[str]) -> int:
+    """``mnist-ignite compare ARGV`` in this process, its errors mapped to exit codes by the dispatcher."""
+    return cli(["compare", *argv])
+
 
 LRS = ("0.005", "0.01", "0.05")
 
@@ -165,6 +171,7 @@ def test_runs_still_writing_are_read_as_they_are(
 def test_an_unwritable_output_fails_before_the_table(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main([str(runs[LRS[0]]), "--output", str(blocker)]) == 1

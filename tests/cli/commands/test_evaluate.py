@@ -15,10 +15,16 @@ from PIL import Image
 
 from mnist_ignite.artifacts.evaluation import most_confused
 from mnist_ignite.artifacts.trained import load_trained
-from mnist_ignite.cli.commands.evaluate import main
+from mnist_ignite.cli import main as cli
 from mnist_ignite.core.data import load_mnist, normalize
 
 from conftest import run_cli
+
+
+def main(argv: list[str]) -> int:
+    """``mnist-ignite evaluate ARGV`` in this process, its errors mapped to exit codes by the dispatcher."""
+    return cli(["evaluate", *argv])
+
 
 N = 1000
 
@@ -145,9 +151,9 @@ def test_bad_input_one_line_no_traceback(trained_run: Path, data_dir: str, tmp_p
 
 
 def test_a_users_logits_model_is_rebuilt_from_the_run(custom_run: Path, data_dir: str, tmp_path: Path) -> None:
-    trained = load_trained(custom_run)
+    trained = load_trained(custom_run, trust=True)
     assert trained.spec.endswith("tiny.py:Tiny") and trained.model_args == {"width": 6}
-    args = [str(custom_run), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "300"]
+    args = [str(custom_run), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "300", "--trust-code"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert main([*args, "--output-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "evaluation.json").read_text())

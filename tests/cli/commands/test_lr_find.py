@@ -9,9 +9,15 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from mnist_ignite.cli.commands.lr_find import main
+from mnist_ignite.cli import main as cli
 
 from conftest import ROOT, run_cli, small_args
+
+
+def main(argv: list[str]) -> int:
+    """``mnist-ignite lr-find ARGV`` in this process, its errors mapped to exit codes by the dispatcher."""
+    return cli(["lr-find", *argv])
+
 
 SMALLNET = f"{ROOT / 'examples' / 'custom_model.py'}:SmallNet"
 
@@ -72,13 +78,14 @@ def test_help_names_its_own_options_and_points_to_the_training_ones(capsys: pyte
         (["--num-iter", "0"], "argument --num-iter: must be a finite number > 0, got 0"),
         (["--epocs", "2"], "unknown option --epocs (did you mean --epochs?)"),
         (["--batch-size", "0"], "must be > 0"),
-        (["--model", "sed"], "unknown model 'sed'; did you mean 'seed'?"),
+        (["--model", "sed"], "unknown model 'sed' (did you mean seed?)"),
         (["--model", SMALLNET, "--model-arg", "depth=3"], "has no parameter depth (its parameters: width, dropout)"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2_and_read_no_data(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+
     missing = tmp_path / "no-data"
     code = main(
         [*args, "--data-dir", str(missing), "--no-download", "--device", "cpu", "--output-dir", str(tmp_path / "o")]

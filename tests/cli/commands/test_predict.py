@@ -14,10 +14,17 @@ from PIL import Image
 
 from mnist_ignite.artifacts.digits import load_digit
 from mnist_ignite.artifacts.trained import load_trained
-from mnist_ignite.cli.commands import evaluate, export, predict
+from mnist_ignite.cli import main as cli
+from mnist_ignite.cli.commands import predict
 from mnist_ignite.core.data import load_mnist, normalize
 
 from conftest import run_cli
+
+
+def run(command: str, *args: str) -> int:
+    """``mnist-ignite COMMAND ARGS`` in this process (errors become exit codes, as in the shell)."""
+    return cli([command, *args])
+
 
 N = 500
 FIRST = 5000  # images the training fixture's evaluation never saw
@@ -38,7 +45,7 @@ def rendered(data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def _predict_json(*args: str) -> tuple[int, dict]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = predict.main([*args, "--json"])
+        code = run("predict", *args, "--json")
     return code, json.loads(out.getvalue())
 
 
@@ -69,16 +76,16 @@ def test_an_export_gives_the_checkpoints_answers(
     exported = tmp_path / name
     args = [str(trained_run), "--format", fmt, "--output", str(exported), "--data-dir", data_dir]
     with contextlib.redirect_stdout(io.StringIO()):
-        assert export.main([*args, "--check-samples", "100"]) == 0
+        assert run("export", *args, "--check-samples", "100") == 0
     files = sorted(folder.iterdir())[:100]
     code_pt, from_pt = _predict_json(str(trained_run), *map(str, files), "--top", "3")
     code_onnx, from_onnx = _predict_json(str(exported), *map(str, files), "--top", "3")
     assert code_pt == code_onnx == 0 and described in from_onnx["model"]
     # evaluate needs the checkpoint (its model spec, its parameters): an export is refused in one line
     capsys.readouterr()
-    assert evaluate.main([str(exported), "--data-dir", data_dir]) == 1
+    assert run("evaluate", str(exported), "--data-dir", data_dir) == 1
     err = capsys.readouterr().err
-    assert err.strip().endswith("(predict also takes exported models)") and "Warning" not in err, err
+    assert err.strip().endswith("(predict and serve also take exported models)") and "Warning" not in err, err
     for a, b in zip(from_pt["predictions"], from_onnx["predictions"], strict=True):
         assert a["file"] == b["file"] and [t["digit"] for t in a["top"]] == [t["digit"] for t in b["top"]]
         np.testing.assert_allclose(
@@ -90,7 +97,7 @@ def test_top_k_lines_and_saved_preprocessed_images(trained_run: Path, rendered, 
     folder, _, _ = rendered
     files = sorted(folder.iterdir())[:3]
     saved = tmp_path / "seen"
-    assert predict.main([str(trained_run), *map(str, files), "--top", "3", "--save-preprocessed", str(saved)]) == 0
+    assert run("predict", str(trained_run), *map(str, files), "--top", "3", "--save-preprocessed", str(saved)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     for line, file in zip(lines, files, strict=True):

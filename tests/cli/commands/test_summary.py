@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_ignite.cli.commands.summary import main
+from mnist_ignite.cli import main as cli
 
 from conftest import ROOT, run_cli
+
+
+def main(argv: list[str]) -> int:
+    """``mnist-ignite summary ARGV`` in this process, its errors mapped to exit codes by the dispatcher."""
+    return cli(["summary", *argv])
+
 
 SMALLNET = f"{ROOT / 'examples' / 'custom_model.py'}:SmallNet"
 
@@ -33,7 +39,7 @@ def test_a_model_file_with_constructor_arguments(capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "sed"], "unknown model 'sed'; did you mean 'seed'?"),
+        (["--model", "sed"], "unknown model 'sed' (did you mean seed?)"),
         (["--model-arg", "width=8"], "model 'seed' has no parameter width (its parameters: none)"),
         (["--model", SMALLNET, "--model-arg", "width=0"], "could not be built: ValueError: width must be >= 2"),
         (["--model-arg", "oops"], "--model-arg wants key=value"),

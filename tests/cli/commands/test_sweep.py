@@ -28,11 +28,17 @@ import pytest
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+from mnist_ignite.cli import main as cli
 from mnist_ignite.cli.commands import compare
-from mnist_ignite.cli.commands.sweep import main
 from mnist_ignite.config.argv import parse_config
 
 from conftest import ROOT, metrics, run_cli
+
+
+def main(argv: list[str]) -> int:
+    """``mnist-ignite sweep ARGV`` in this process, its errors mapped to exit codes by the dispatcher."""
+    return cli(["sweep", *argv])
+
 
 ENV = {"OMP_NUM_THREADS": "1"}
 

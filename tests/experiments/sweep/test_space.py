@@ -111,7 +111,7 @@ def test_every_kind_of_parameter_becomes_flags_that_parse_back(tmp_path: Path, m
         ("batch_size = { low = 8, high = 64.5 }", "an int range needs whole-number"),
         ("gamma = { low = 0.05, high = 2.0 }", "gamma = 2.0 is refused"),
         ("lr_schedule = ['step', 'sideways']", "lr_schedule = 'sideways' is refused"),
-        ("patience = [1, 2]", "patience is neither a setting"),  # early_stopping is not enabled
+        ("patience = [1, 2]", "patience is an option of handler 'early_stopping', which [run] does not enable"),
         ("'model_args.width' = [4, 8]", "model_args.width = 4 is refused"),  # the seed Net takes no width
     ],
 )

@@ -306,12 +306,12 @@ def test_close_gives_up_after_its_deadline_and_keeps_the_rest_in_the_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A queue that cannot drain in time (a send that takes 30 s): close returns, the rest goes to the log."""
-    from concurrent.futures import ThreadPoolExecutor
+    from mnist_ignite.plugins.background import Background
 
     plugin = VisdomPlugin()
     plugin.log = tmp_path / "visdom.log"
     plugin.vis = visdom.Visdom(env=plugin.env, offline=True, log_to_filename=str(plugin.log))
-    plugin.executor = ThreadPoolExecutor(max_workers=1)
+    plugin.worker = Background(plugin.name, on_error=plugin._offline)
     release = threading.Event()
     plugin._submit("a slow send", lambda: release.wait(30))
     for epoch in range(3):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mnist_ignite.cli import main
+from mnist_ignite.discovery.handlers import available_plugins, load_plugin_class
 from mnist_ignite.errors import PluginLoadError
-from mnist_ignite.plugins.loading import available_plugins, load_plugin_class
 
 from conftest import ROOT, run_cli, small_args
 
@@ -169,7 +169,7 @@ def test_exception_in_a_plugin_names_it_and_the_event_and_keeps_the_checkpoint(
 
 
 def test_build_plugin_wraps_constructor_errors() -> None:
-    from mnist_ignite.plugins.loading import build_plugin
+    from mnist_ignite.discovery.handlers import build_plugin
 
     with pytest.raises(PluginLoadError, match="handler 'lr_schedule': lr-schedule must be one of"):
         build_plugin("lr_schedule", load_plugin_class("lr_schedule"), {"lr_schedule": "zigzag"})

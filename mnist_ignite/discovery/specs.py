@@ -7,7 +7,6 @@ usage error with one line that names the spec (and a "did you mean" for near-mis
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -16,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.errors import SpecError
+from mnist_ignite.errors import SpecError, did_you_mean
 
 __all__ = ["SpecError", "check_name", "registered", "resolve"]
 
@@ -33,10 +32,9 @@ def check_name(spec: str, known: Mapping[str, str], kind: str) -> None:
     """Refuse a name that is neither registered nor a ``module:Attr`` / ``file.py:Attr`` spec."""
     if spec in known or ":" in spec:
         return
-    close = difflib.get_close_matches(spec, list(known), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
     raise SpecError(
-        f"unknown {kind} {spec!r}; {hint}available: {', '.join(sorted(known))} (or module:Attr, file.py:Attr)"
+        f"unknown {kind} {spec!r}{did_you_mean(spec, known)}; available: {', '.join(sorted(known))} "
+        "(or module:Attr, file.py:Attr)"
     )
 
 

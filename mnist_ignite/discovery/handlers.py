@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mnist_ignite.errors import PluginLoadError, SpecError
-from mnist_ignite.plugins.api import RunContext
-from mnist_ignite.specs import check_name, registered, resolve
+from mnist_ignite.discovery.specs import check_name, registered, resolve
+from mnist_ignite.errors import PluginLoadError, SpecError, did_you_mean
 
 __all__ = [
     "BUILTINS",
@@ -21,6 +20,9 @@ __all__ = [
     "build_plugins",
     "check_handler_name",
     "load_plugin_class",
+    "option_owner",
+    "options_of",
+    "unknown_option",
 ]
 
 
@@ -72,7 +74,7 @@ def load_plugin_class(spec: str) -> type:
     return obj
 
 
-def _function_plugin(func: Callable[[RunContext], None]) -> type:
+def _function_plugin(func: Callable[[Any], None]) -> type:
     """A plugin class around a plain ``attach(ctx)`` function (Ignite takes any callable as a handler).
 
     Its name is the function's ``name`` attribute when it has one, else the function's name, or
@@ -137,3 +139,37 @@ def build_plugins(handlers: Sequence[str], options: dict[str, Any], extra: Seque
             )
         seen[plugin.name] = spec
     return plugins
+
+
+def options_of(handlers: Sequence[str]) -> dict[str, tuple[str, Any]]:
+    """The options of these handlers: dest name -> (the handler's spec, its ``Option``)."""
+    found: dict[str, tuple[str, Any]] = {}
+    for spec in handlers:
+        for option in getattr(load_plugin_class(spec), "options", ()):
+            found[option.dest] = (spec, option)
+    return found
+
+
+def option_owner(dest: str) -> str | None:
+    """The available handler (built-in or entry point) that declares option ``dest``, if one does."""
+    for name in sorted(available_plugins()):
+        try:
+            if any(o.dest == dest for o in getattr(load_plugin_class(name), "options", ())):
+                return name
+        except PluginLoadError:  # a broken third-party entry point must not hide the hint
+            continue
+    return None
+
+
+def unknown_option(
+    dest: str, enabled: Sequence[str], spelled: str, known: Sequence[str] = (), enable: str = "--handler {owner}"
+) -> str:
+    """Why option ``dest`` (written ``spelled``) is not accepted: whose option it is, or the nearest known one.
+
+    ``enable`` says how to enable the owning handler (``--handler {owner}`` on the command line).
+    """
+    owner = option_owner(dest)
+    if owner is not None and owner not in enabled:
+        return f"{spelled} belongs to handler {owner!r}: enable it with {enable.format(owner=owner)}"
+    names = list(known) or [f"--{o.name}" for spec in enabled for o in getattr(load_plugin_class(spec), "options", ())]
+    return f"unknown option {spelled}" + did_you_mean(spelled, names)
