@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mnist_ignite.core.files import export_kind
+from mnist_ignite.core.files import export_kind, refusal_reason
 from mnist_ignite.errors import CheckpointLoadError, MissingExtraError
 
 if TYPE_CHECKING:  # torch loads inside the functions: FORMATS serves `export --help` without it
     import torch
 
-__all__ = ["FORMATS", "Classifier", "export_format", "load_exported", "onnx_classifier"]
+__all__ = ["FORMATS", "Classifier", "check_exported_program", "export_format", "load_exported", "onnx_classifier"]
 
 # normalized images (B, 1, 28, 28) -> log-probabilities (B, 10), whatever runs the model
 Classifier = Callable[["torch.Tensor"], "torch.Tensor"]
@@ -59,12 +61,64 @@ def export_format(path: str | os.PathLike) -> str | None:
     return export_kind(path)
 
 
+def _pickled_entries(archive: zipfile.ZipFile) -> list[str]:
+    """The entries of an ExportedProgram archive that ``torch.export.load`` would unpickle.
+
+    Weights and constants a config marks ``use_pickle``, and any ``.pt``/``.pkl`` member (sample
+    inputs, the legacy weight and constant files): torch loads these with ``weights_only=False``
+    (or falls back to it), which runs whatever code a crafted pickle names.
+    """
+    names = archive.namelist()
+    found = [n for n in names if n.endswith((".pt", ".pkl"))]
+    for config_name in (n for n in names if n.endswith(("_weights_config.json", "_constants_config.json"))):
+        try:
+            config = json.loads(archive.read(config_name)).get("config", {})
+        except (ValueError, AttributeError, KeyError):
+            raise CheckpointLoadError(f"{config_name} in the archive is not a valid payload config") from None
+        folder = config_name.rsplit("/", 1)[0]
+        found += [f"{folder}/{meta['path_name']}" for meta in config.values() if meta.get("use_pickle")]
+    return found
+
+
+def check_exported_program(path: Path) -> None:
+    """Refuse an ExportedProgram archive whose payload would need a full unpickle, before torch opens it.
+
+    Every entry torch would unpickle must load with ``weights_only=True`` (tensors and plain values):
+    a crafted ``.pt2`` cannot run code here.
+
+    Raises:
+        CheckpointLoadError: what the archive holds that only a full unpickle could rebuild.
+    """
+    import io
+    import pickle
+
+    import torch
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in _pickled_entries(archive):
+                try:
+                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as err:
+                    raise CheckpointLoadError(
+                        f"refused to load {path}: its entry {name} holds objects that only a full unpickle could "
+                        f"rebuild (code could run), and this tool loads tensors only ({refusal_reason(err)})"
+                    ) from None
+    except (zipfile.BadZipFile, OSError) as err:
+        raise CheckpointLoadError(f"{path} is not a readable ExportedProgram archive: {err}") from None
+
+
 def load_exported(fmt: str, path: Path) -> Classifier:
-    """The exported model loaded back as a user would, as a function of a normalized batch."""
+    """The exported model loaded back as a user would, as a function of a normalized batch.
+
+    An ExportedProgram is checked first (:func:`check_exported_program`): its loader unpickles.
+    """
     import torch
 
     if fmt == "onnx":
         return onnx_classifier(path)
+    if fmt == "exported-program":
+        check_exported_program(Path(path))
     with _quiet():
         module = torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_ignite.core.checkpoint import FORMAT, checkpoint_dir, find_best, find_checkpoints, model_record
 from mnist_ignite.artifacts.formats import export_format
+from mnist_ignite.core.checkpoint import FORMAT, checkpoint_dir, find_best, find_checkpoints, model_record
 from mnist_ignite.core.files import load_tensors
 from mnist_ignite.core.rundir import CONFIG, FINAL_MODEL, read_run_config
 from mnist_ignite.errors import CheckpointLoadError

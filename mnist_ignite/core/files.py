@@ -27,6 +27,7 @@ __all__ = [
     "export_kind",
     "load_tensors",
     "prepare_output_dir",
+    "refusal_reason",
     "save_json",
     "save_torch",
 ]
@@ -119,6 +120,13 @@ def export_kind(path: str | os.PathLike) -> str | None:
     return None
 
 
+def refusal_reason(err: BaseException) -> str:
+    """What a weights-only load refused, in a few words: torch's ``Unsupported global: ...`` line when it has one."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    named = [line for line in lines if "Unsupported global" in line or "GLOBAL " in line]
+    return (named or lines or ["unsupported object"])[0][:200]
+
+
 def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load(weights_only=True)``: refuses pickled code; clear errors for damaged files.
 
@@ -142,10 +150,9 @@ def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported object"
         raise CheckpointLoadError(
             f"refused to load {path}: it holds objects that only a full unpickle could rebuild "
-            f"(code could run), and this tool loads tensors only ({first})"
+            f"(code could run), and this tool loads tensors only ({refusal_reason(err)})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise CheckpointLoadError(f"checkpoint {path} is damaged or not a PyTorch file: {err}") from None
