@@ -50,8 +50,8 @@ class ConsoleHandler(logging.Handler):
         try:
             stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
             write_line(self.format(record), stream)
-        except Exception:  # a closed stream must not turn a warning into a crash
-            self.handleError(record)
+        except (ValueError, OSError):  # a closed or broken stream: the line has nowhere to go, and no crash
+            pass
 
 
 if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):

@@ -57,8 +57,10 @@ def _unit_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, 
     """In the unit lane: no process can start and no MNIST can be read."""
     if request.node.get_closest_marker(INTEGRATION):
         return
-    monkeypatch.setattr(_posixsubprocess, "fork_exec", _refuse)  # subprocess and multiprocessing's spawn
-    monkeypatch.setattr(os, "fork", _refuse)
+    monkeypatch.setattr(subprocess, "_fork_exec", _refuse)  # subprocess.Popen (bound at its import)
+    monkeypatch.setattr(subprocess, "_USE_POSIX_SPAWN", False)  # ... so no posix_spawn path around it
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", _refuse)  # multiprocessing's spawn
+    monkeypatch.setattr(os, "fork", _refuse)  # multiprocessing's fork
     monkeypatch.setenv("MNIST_IGNITE_DATA", str(tmp_path / "no-mnist-in-the-unit-lane"))
 
 

@@ -12,28 +12,6 @@ from mnist_ignite.model import Model, summary
 from mnist_ignite.models.net import Net
 
 
-def test_net_has_the_seed_parameter_count() -> None:
-    assert sum(p.numel() for p in Net().parameters()) == 593_200
-
-
-def test_net_shapes_follow_the_seed() -> None:
-    net = Net()
-    shapes = {}
-    for name in ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2"):
-        getattr(net, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
-    out = net(torch.randn(3, 1, 28, 28))
-    assert shapes == {
-        "conv1": (3, 32, 26, 26),
-        "conv2": (3, 64, 24, 24),
-        "conv3": (3, 128, 10, 10),
-        "conv4": (3, 256, 8, 8),
-        "fc1": (3, 50),
-        "fc2": (3, 10),
-    }
-    assert out.shape == (3, 10)
-    torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(3))  # log-probabilities
-
-
 def test_summary_lists_layers_shapes_and_total() -> None:
     text = summary(Net())
     assert "Conv2d-1" in text and "[-1, 32, 26, 26]" in text and "Linear-2" in text

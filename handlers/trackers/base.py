@@ -54,7 +54,8 @@ class TrackerPlugin(Plugin):
         """Switch the tracker off with one warning; the run goes on."""
         if not self.failed:
             self.failed = True
-            reason = (str(err).strip().splitlines() or [""])[0][:300]  # client errors can run to pages
+            # the first line that says something: a client's errors can run to pages
+            reason = next((line.strip() for line in str(err).splitlines() if line.strip()), "")[:300]
             warn(
                 f"{self.name}: {what} failed ({type(err).__name__}: {reason}); "
                 f"{self.name} tracking is off for the rest of the run, training goes on"

@@ -44,7 +44,9 @@ if TYPE_CHECKING:  # torch, Ignite and matplotlib load in attach: --help and --l
     import torch
     from ignite.engine import Engine
 
-__all__ = ["CLOSE_WAIT_S", "VisdomPlugin"]
+__all__ = ["CLOSE_WAIT_S", "DEFAULT_ENV", "VisdomPlugin"]
+
+DEFAULT_ENV = "mnist-ignite"  # the Visdom environment a run's windows go to (--visdom-env, VISDOM_ENV)
 
 CLOSE_WAIT_S = 5.0  # what the end of a run waits for the queue to drain
 IMAGES = 12  # as many as plots/misclassified.png
@@ -89,7 +91,7 @@ class VisdomPlugin(Plugin):
             raise ValueError("needs the visdom package: pip install 'mnist-ignite[visdom]'")
         self.server = self.visdom_server or os.environ.get("VISDOM_SERVER_URL", "http://localhost")
         self.port = self.visdom_port or default_port()
-        self.env = self.visdom_env or os.environ.get("VISDOM_ENV", "mnist-ignite")
+        self.env = self.visdom_env or os.environ.get("VISDOM_ENV", DEFAULT_ENV)
         self.url = f"{self.server}:{self.port}/env/{quote(self.env)}"
 
     # connection and sending ---------------------------------------------------------------

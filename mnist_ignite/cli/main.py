@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         return _dispatch(argv, plugins)
+    except SystemExit as stop:  # argparse: --help (0), or a usage error it has printed (2)
+        return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     except KeyboardInterrupt as err:
         if debug:
             traceback.print_exc()

@@ -304,7 +304,8 @@ def flag_type(
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+            words = "".join(f" or {w}" for w in accepts)
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}{words}") from None
         if check is not None and (value != value or not check(value)):
             raise argparse.ArgumentTypeError(f"{rule}, got {text}")
         return value

@@ -50,7 +50,8 @@ class Background:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.owner)
 
     def _warn(self, what: str, err: BaseException) -> None:
-        reason = (str(err).strip().splitlines() or [""])[0][:300]  # client errors can run to pages
+        # the first line that says something: a client's errors can run to pages
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), "")[:300]
         self.warn_once(f"{self.owner}: {what} failed ({type(err).__name__}: {reason}); training goes on")
 
     def warn_once(self, message: str) -> None:
@@ -72,16 +73,18 @@ class Background:
             except Exception as err:  # this work must never stop training
                 self.on_error(what, err)
                 self.failed = True
-            finally:
-                with self._lock:
-                    self.pending -= 1
+
+        def finished(_: object = None) -> None:  # run, failed or dropped by close()
+            with self._lock:
+                self.pending -= 1
 
         with self._lock:
             self.pending += 1
         if self._pool is None:
             run()
+            finished()
         else:
-            self._pool.submit(run)
+            self._pool.submit(run).add_done_callback(finished)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far has run (at most ``timeout`` seconds); True when it has."""

@@ -92,7 +92,8 @@ class ConsoleReport:
         ctx.trainer.add_event_handler(RunEvents.EPOCH_END, self._epoch)
 
     def _header(self, _: Engine) -> None:
-        write_line(header(self.ctx, [p for p in self.ctx.plugins if p is not self]))
+        # the report itself is not a handler the user chose, nor are internal ones (a test harness's)
+        write_line(header(self.ctx, [p for p in self.ctx.plugins if p is not self and not p.name.startswith("_")]))
 
     def _epoch(self, engine: Engine) -> None:
         write_line(epoch_line(engine.state.record, self.ctx.config.epochs))

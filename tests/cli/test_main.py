@@ -53,23 +53,7 @@ def test_same_seed_gives_identical_metrics_and_weights(data_dir: str, tmp_path: 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--epochs", "0"], "--epochs: must be > 0"),
-        (["--lr", "-1"], "--lr: must be a finite number > 0"),
-        (["--batch-size", "0"], "--batch-size: must be > 0"),
-        (["--device", "tpu"], "--device: invalid choice: 'tpu'"),
-        (["--epochs", "two"], "not a valid int"),
-    ],
-)
-def test_bad_values_exit_2_with_a_message(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        parse_config(args)
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
-
-
+@pytest.mark.integration  # starts a process
 def test_missing_data_exits_1_without_traceback(tmp_path: Path) -> None:
     result = run_cli(
         "--data-dir", str(tmp_path), "--no-download", "--device", "cpu", "--output-dir", str(tmp_path / "out")
@@ -79,6 +63,7 @@ def test_missing_data_exits_1_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration  # starts a process
 def test_help_explains_the_options() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
@@ -119,6 +104,7 @@ def test_smoke_accuracy_of_one_seed_epoch(data_dir: str, tmp_path: Path) -> None
     assert metrics(out)[0]["test_acc"] >= 93.0
 
 
+@pytest.mark.integration  # starts a process
 def test_help_and_usage_errors_never_import_torch_or_ignite() -> None:
     """What keeps --help instant: the parser, the Config declarations and the default handlers' options load light.
 

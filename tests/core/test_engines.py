@@ -1,10 +1,8 @@
-"""Precision choice, fp16 loss scaling (skips, counts, exact resume) and CPU repeatability of the trainer."""
+"""fp16 loss scaling (skips, counts, exact resume) and CPU repeatability of the trainer."""
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,62 +11,11 @@ from ignite.handlers import Checkpoint, DiskSaver
 from torch import nn
 
 from mnist_ignite.core.data import TensorTrainLoader, read_mnist
-from mnist_ignite.core.device import choose_precision, resolve_precision
 from mnist_ignite.core.engines import create_trainer
 from mnist_ignite.core.step import GraphedTrainStep, LossScaler, TrainStep
 from mnist_ignite.models.net import Net
 
 CPU = torch.device("cpu")
-
-
-def fake_gpu(monkeypatch: pytest.MonkeyPatch, major: int, minor: int) -> None:
-    """torch.cuda answers as one GPU of compute capability ``major.minor`` would (no CUDA needed)."""
-    props = SimpleNamespace(major=major, minor=minor, name=f"sm{major}{minor}")
-    monkeypatch.setattr(torch.version, "hip", None)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
-    # what the default is_bf16_supported() finds on a T4 or V100: a bf16 tensor can be made (emulated)
-    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True, raising=False)
-
-
-@pytest.mark.parametrize(
-    ("major", "minor", "expected"),
-    [(6, 1, "fp32"), (7, 0, "fp16"), (7, 5, "fp16"), (8, 0, "bf16"), (8, 6, "bf16"), (9, 0, "bf16")],
-)
-def test_auto_precision_on_cuda_follows_the_native_units(
-    monkeypatch: pytest.MonkeyPatch, major: int, minor: int, expected: str
-) -> None:
-    fake_gpu(monkeypatch, major, minor)
-    assert torch.cuda.is_bf16_supported()  # the emulation-inclusive answer the auto choice must not use
-    choice = choose_precision("auto", torch.device("cuda"))
-    assert choice.name == expected
-    assert f"CUDA capability {major}.{minor}" in choice.reason
-    assert choice.loss_scaling == (expected == "fp16")
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    assert resolve_precision("auto", torch.device("cuda")) is dtypes[expected]
-
-
-@pytest.mark.parametrize(
-    ("avx512_bf16", "amx", "expected"),
-    [(True, False, "bf16"), (False, True, "bf16"), (True, True, "bf16"), (False, False, "fp32")],
-)
-def test_auto_precision_on_cpu_wants_native_bf16(
-    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: str
-) -> None:
-    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-    assert choose_precision("auto", CPU).name == expected
-
-
-def test_explicit_precision_is_kept_and_unknown_is_refused() -> None:
-    assert resolve_precision("fp32", CPU) is None
-    assert resolve_precision("bf16", CPU) is torch.bfloat16
-    fp16 = choose_precision("fp16", CPU)
-    assert fp16.dtype is torch.float16 and "dynamic loss scaling" in str(fp16)
-    with pytest.raises(ValueError, match=r"unknown precision 'fp8'.*fp16"):
-        resolve_precision("fp8", CPU)
 
 
 def small_net() -> nn.Module:

@@ -204,6 +204,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(data_dir: str, tmp_p
     assert [r["epoch"] for r in metrics(out)] == [1, 2, 3]
 
 
+@pytest.mark.integration  # starts a process
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -67,6 +67,7 @@ def test_a_folder_in_use_by_another_process_is_refused(data_dir: str, tmp_path: 
     assert not (out / "config.json").exists()
 
 
+@pytest.mark.integration  # starts a process
 def test_a_run_that_never_started_leaves_no_folder(tmp_path: Path) -> None:
     out = tmp_path / "never"
     result = run_cli(

@@ -12,23 +12,30 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from mnist_ignite.cli.commands.common import command_parser
 from mnist_ignite.config.argv import flag_type
-from mnist_ignite.errors import AssetsError
+from mnist_ignite.config.toml import read_text_file
+from mnist_ignite.errors import AssetsError, ConfigError, MissingExtraError, RunFailed
 from mnist_ignite.handlers.visdom.assets import install_assets, missing_assets
 from mnist_ignite.handlers.visdom.client import client, default_port, reason
+from mnist_ignite.handlers.visdom.plugin import DEFAULT_ENV
+from mnist_ignite.log import warn
 
 __all__ = ["HELP", "main", "replay", "serve"]
 
 HELP = "start a local Visdom server for the live dashboard, or replay a run's visdom.log into one"
 
+STARTUP_WAIT_S = 15.0  # what the launcher waits for the server to answer before it prints the dashboard's URL
+MAX_LOG_BYTES = 1 << 30  # a visdom log larger than this is no run's log
 STOP_WAIT_S = 10.0  # what `mnist-ignite visdom` gives its server to exit after a signal
 
 
@@ -38,30 +45,86 @@ ASSETS_HINT = "visdom's front-end (JS/CSS) is not installed; install it with: mn
 _PORT = flag_type(int, lambda port: 1 <= port <= 65535, "must be between 1 and 65535")
 
 
-def _error(message: str) -> int:
-    print(f"mnist-ignite visdom: error: {message}", file=sys.stderr)
-    return 1
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """In the server's process, before it runs: the kernel sends it SIGTERM when this launcher dies, even
+    by SIGKILL (Linux ``PR_SET_PDEATHSIG``), so no server is left behind."""
+
+    def prepare() -> None:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the launcher died before the line above
+                os._exit(1)
+
+    return prepare
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port that something already listens on is one line, not a server that dies at start."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host if host not in ("localhost", "") else "127.0.0.1", port))
+        except OSError as err:
+            raise RunFailed(
+                f"port {port} on {host} is in use ({err.strerror or err}); another Visdom may be running there: "
+                f"open it, or choose another port with --port"
+            ) from None
+
+
+def _link_the_dashboards(host: str, port: int) -> list[str]:
+    """Once the server answers: a window on its root page linking the mnist-ignite environments; their URLs."""
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    while True:
+        try:
+            vis = client(base.rsplit(":", 1)[0], port, "main")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                return [f"{base}/env/{quote(DEFAULT_ENV)}"]
+            time.sleep(0.25)
+    envs = sorted({DEFAULT_ENV, *(e for e in vis.get_env_list() if str(e).startswith(DEFAULT_ENV))})
+    links = "".join(f'<li><a href="/env/{quote(e)}">{e}</a></li>' for e in envs)
+    vis.text(
+        f"<b>mnist-ignite</b>: each run's dashboard is an environment of its own (--visdom-env, "
+        f"default {DEFAULT_ENV}):<ul>{links}</ul>",
+        win="mnist-ignite",
+        env="main",
+        opts={"title": "mnist-ignite dashboards", "width": 420, "height": 200},
+    )
+    return [f"{base}/env/{quote(e)}" for e in envs]
 
 
 def serve(port: int, host: str = "127.0.0.1") -> int:
-    """Run ``python -m visdom.server`` until it exits, or until SIGINT/SIGTERM, which it forwards and waits on."""
+    """Run ``python -m visdom.server`` until it exits, or until SIGINT/SIGTERM/SIGHUP, which it forwards and waits on.
+
+    Raises:
+        AssetsError: visdom's front-end is not installed.
+        RunFailed: the port is in use.
+    """
     if missing_assets():
-        return _error(ASSETS_HINT)
+        raise AssetsError(ASSETS_HINT)
+    _check_port(host, port)
     cmd = [sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", host]
     if host in ("127.0.0.1", "localhost"):
         cmd.append("-bind_local")
-    # its own session: a terminal's Ctrl-C reaches only us, and we pass it on once
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    print(f"Visdom on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    # its own session: a terminal's Ctrl-C reaches only us, and we pass it on once; it dies with us
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     stop_by: list[float] = []
 
     def forward(signum: int, _frame: Any) -> None:
         stop_by.append(time.monotonic() + STOP_WAIT_S)
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
+            proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
+        if host == "0.0.0.0":
+            warn("visdom: --host 0.0.0.0: the dashboard is open to the network, with no password")
+        urls = _link_the_dashboards(host, port) if proc.poll() is None else []
+        if urls:
+            print(f"Visdom on http://{host}:{port} (Ctrl-C stops it); the dashboard: {', '.join(urls)}", flush=True)
         while True:
             try:
                 code = proc.wait(timeout=0.5)
@@ -72,18 +135,23 @@ def serve(port: int, host: str = "127.0.0.1") -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if proc.poll() is None:  # an exception here: never leave the server behind
+            proc.kill()
+            proc.wait()
     if stop_by:
         print("Visdom server stopped", flush=True)
         return 0
-    return code
+    if code:
+        raise RunFailed(f"the Visdom server exited with code {code}")
+    return 0
 
 
 def _read_log(log: Path) -> list[tuple[str, dict[str, Any]]]:
     """The events of a visdom log, checked before anything is sent."""
     try:
-        lines = log.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {log}: {getattr(err, 'strerror', None) or err}") from None
+        lines = read_text_file(log, "visdom log", MAX_LOG_BYTES).splitlines()
+    except ConfigError as err:
+        raise RunFailed(str(err)) from None
     events = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -93,26 +161,23 @@ def _read_log(log: Path) -> list[tuple[str, dict[str, Any]]]:
             if not isinstance(endpoint, str) or not isinstance(msg, dict):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"{log}:{n} is not a visdom log line (a JSON [endpoint, message] pair)") from None
+            raise RunFailed(f"{log}:{n} is not a visdom log line (a JSON [endpoint, message] pair)") from None
         events.append((endpoint, msg))
     if not events:
-        raise ValueError(f"{log} holds no events")
+        raise RunFailed(f"{log} holds no events")
     return events
 
 
 def replay(log: Path, server: str, port: int, env: str | None = None) -> int:
     """Send every logged event to the server (optionally into another environment)."""
-    try:
-        events = _read_log(log)
-    except ValueError as err:
-        return _error(str(err))
+    events = _read_log(log)
     try:
         vis = client(server, port, env or "main")
     except Exception as err:
-        return _error(
+        raise RunFailed(
             f"no Visdom server answers at {server}:{port} ({reason(err)}); "
             f"start one with: mnist-ignite visdom --port {port}"
-        )
+        ) from None
     envs = set()
     for i, (endpoint, msg) in enumerate(events):
         if env:
@@ -121,7 +186,7 @@ def replay(log: Path, server: str, port: int, env: str | None = None) -> int:
         try:
             vis._send(msg, endpoint, from_log=True)  # what Visdom.replay_log does, one event at a time
         except Exception as err:
-            return _error(f"the server stopped answering after {i} of {len(events)} events ({reason(err)})")
+            raise RunFailed(f"the server stopped answering after {i} of {len(events)} events ({reason(err)})") from None
     urls = ", ".join(f"{server}:{port}/env/{quote(e)}" for e in sorted(envs))
     print(f"replayed {len(events)} events: {urls}")
     return 0
@@ -149,12 +214,9 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     if importlib.util.find_spec("visdom") is None:
-        return _error("the visdom package is missing: pip install 'mnist-ignite[visdom]'")
+        raise MissingExtraError("the visdom package is missing: pip install 'mnist-ignite[visdom]'")
     if args.install_assets:
-        try:
-            install_assets()
-        except AssetsError as err:
-            return _error(str(err))
+        install_assets()
         return 0
     if args.replay:
         return replay(Path(args.replay), args.server, args.port, args.env)

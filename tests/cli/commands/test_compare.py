@@ -12,7 +12,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from mnist_ignite.cli import main as cli
-from mnist_ignite.experiments.compare import collect, compare_figure, differing_settings, display_row, label_entries
+from mnist_ignite.experiments.compare import collect, compare_figure, differing_settings, label_entries
 
 from conftest import metrics, run_cli, small_args
 
@@ -177,13 +177,6 @@ def test_an_unwritable_output_fails_before_the_table(
     assert main([str(runs[LRS[0]]), "--output", str(blocker)]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.strip().endswith("as the output folder: it is a file")
-
-
-def test_float_settings_are_shortened_in_the_table_not_in_the_csv() -> None:
-    row = {"run": "a", "runs": 1, "final_test_acc": 90.0, "best_test_acc": 91.0, "epochs_run": 2.0,
-           "train_seconds": 3.0, "images_per_second": 100.0, "status": "done", "lr": 0.006824078427098834}  # fmt: skip
-    assert display_row(row, False, ["lr"])["lr"] == "0.006824"
-    assert row["lr"] == 0.006824078427098834
 
 
 def test_bad_paths_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

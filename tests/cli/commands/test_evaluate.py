@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_ignite.artifacts.evaluation import most_confused
 from mnist_ignite.artifacts.trained import load_trained
 from mnist_ignite.cli import main as cli
 from mnist_ignite.core.data import load_mnist, normalize
@@ -96,12 +95,6 @@ def test_most_confused_and_top_losses(evaluated) -> None:
         assert t["loss"] == pytest.approx(-math.log(t["true_probability"]), rel=1e-4)
         assert t["probability"] >= t["true_probability"]
     assert top[0]["pred"] != top[0]["true"]  # a ~97% model gets some of 1,000 wrong
-
-
-def test_most_confused_skips_empty_cells() -> None:
-    cm = torch.diag(torch.tensor([5] * 10))
-    cm[3, 5], cm[7, 1] = 2, 4
-    assert most_confused(cm) == [{"true": 7, "pred": 1, "count": 4}, {"true": 3, "pred": 5, "count": 2}]
 
 
 def test_files_and_printed_report(evaluated) -> None:

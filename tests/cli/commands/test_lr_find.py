@@ -98,6 +98,7 @@ def test_usage_errors_are_one_line_exit_2_and_read_no_data(
     assert not missing.exists() and not (tmp_path / "o").exists()
 
 
+@pytest.mark.integration  # starts a process
 def test_missing_data_fails_the_run_in_one_line(tmp_path: Path) -> None:
     result = run_cli("lr-find", *small_args(str(tmp_path / "no-data"), tmp_path / "o"))
     assert result.returncode == 1

@@ -51,6 +51,7 @@ def test_bad_models_are_one_line_and_exit_2(args: list[str], message: str, capsy
     assert err.count("\n") == 1 and err.startswith("mnist-ignite: error: ") and message in err
 
 
+@pytest.mark.integration  # starts a process
 def test_the_cli_dispatches_summary_without_reading_data(tmp_path) -> None:
     result = run_cli("summary", "--model", SMALLNET, env={"MNIST_IGNITE_DATA": str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr

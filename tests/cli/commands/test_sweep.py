@@ -308,6 +308,7 @@ def test_time_objective_is_seconds_to_the_target(data_dir: str, tmp_path: Path) 
         assert "--target-acc 5.0" in t.user_attrs["command"]
 
 
+@pytest.mark.integration  # starts a process
 def test_missing_optuna_is_one_line_naming_the_extra(tmp_path: Path) -> None:
     code = "import sys; sys.modules['optuna'] = None; from mnist_ignite.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run([sys.executable, "-c", code, "sweep", "x.toml"], capture_output=True, text=True)
@@ -333,7 +334,7 @@ def test_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([str(good), "--workers", "1000"]) == 2
     assert "--workers must be between 1 and" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip().endswith("is a directory, not a TOML file")
+    assert capsys.readouterr().err.strip().endswith("is a directory, not a file")
     # an output folder that cannot be made: one line, exit 1 (it was a traceback)
     assert main([str(good), "--output-dir", str(good)]) == 1
     assert capsys.readouterr().err == f"mnist-ignite: error: cannot use {good} as the output folder: it is a file\n"

@@ -180,6 +180,7 @@ def up(port: int) -> bool:
         return False
 
 
+@pytest.mark.integration  # starts a process
 def test_missing_package_is_one_line_naming_the_extra_before_any_data(tmp_path: Path) -> None:
     # an uninstalled package, as import machinery sees it: sys.modules[name] = None
     code = "import sys; sys.modules['mlflow'] = None; from mnist_ignite.cli import main; sys.exit(main(sys.argv[1:]))"

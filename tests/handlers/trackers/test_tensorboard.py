@@ -94,6 +94,7 @@ def test_a_broken_log_folder_warns_once_and_training_goes_on(data_dir: str, tmp_
     assert (out / "final_model.pt").is_file()
 
 
+@pytest.mark.integration  # starts a process
 def test_missing_package_is_one_line_naming_the_extra_before_any_data(tmp_path: Path) -> None:
     # an uninstalled package, as import machinery sees it: sys.modules[name] = None
     code = (

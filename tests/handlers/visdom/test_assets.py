@@ -78,6 +78,7 @@ def test_the_command_installs_and_reports_in_one_line(capsys: pytest.CaptureFixt
     assert len(out) == 1 and out[0].endswith("(all there already)")
 
 
+@pytest.mark.integration  # starts a process
 def test_a_damaged_cached_tarball_is_fetched_again(bare_visdom: Path, tmp_path: Path) -> None:
     install_assets(bare_visdom, say=lambda _: None)  # fills the default cache if this machine has none yet
     cache = shutil.copytree(default_cache(), tmp_path / "cache")

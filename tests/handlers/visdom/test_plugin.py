@@ -28,7 +28,6 @@ from conftest import ROOT, small_args
 
 visdom = pytest.importorskip("visdom", reason="pip install 'mnist-ignite[visdom]'")
 
-from mnist_ignite.cli.commands.visdom import serve  # noqa: E402
 from mnist_ignite.handlers.visdom.assets import missing_assets  # noqa: E402
 from mnist_ignite.handlers.visdom.client import TIMEOUT_S  # noqa: E402
 from mnist_ignite.handlers.visdom.plugin import CLOSE_WAIT_S, VisdomPlugin  # noqa: E402
@@ -159,25 +158,6 @@ def test_no_server_exits_0_and_the_log_replays(
     wins = server.windows("offline")
     assert list(wins) == WINDOWS
     assert points(wins["loss"]) == [2, 2]
-
-
-def test_replay_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    log = tmp_path / "visdom.log"
-    log.write_text(json.dumps(["events", {"eid": "x", "win": "w", "data": []}]) + "\n")
-    port = str(free_port())
-    assert main(["visdom", "--replay", str(log), "--server", "http://127.0.0.1", "--port", port]) == 1
-    assert capsys.readouterr().err == (
-        f"mnist-ignite visdom: error: no Visdom server answers at http://127.0.0.1:{port} (cannot connect); "
-        f"start one with: mnist-ignite visdom --port {port}\n"
-    )
-    bad = tmp_path / "bad.log"
-    bad.write_text(log.read_text() + "this is not json\n")
-    assert main(["visdom", "--replay", str(bad), "--port", port]) == 1
-    assert capsys.readouterr().err == (
-        f"mnist-ignite visdom: error: {bad}:2 is not a visdom log line (a JSON [endpoint, message] pair)\n"
-    )
-    assert main(["visdom", "--replay", str(tmp_path), "--port", port]) == 1
-    assert capsys.readouterr().err.startswith(f"mnist-ignite visdom: error: cannot read {tmp_path}: ")
 
 
 class KillServer:
@@ -328,24 +308,6 @@ def test_close_gives_up_after_its_deadline_and_keeps_the_rest_in_the_log(
     assert len(logged) == 3  # never sent, all in the log
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_visdom_command_stops_its_server_on_a_signal(signum: int, tmp_path: Path) -> None:
-    port = free_port()
-    proc = subprocess.Popen([*CLI, "visdom", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-    try:
-        wait_listening(port, proc)
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        assert len(children) == 1
-        proc.send_signal(signum)
-        assert proc.wait(timeout=30) == 0
-        assert "Visdom server stopped" in (proc.stdout.read() if proc.stdout else "")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert not Path(f"/proc/{children[0]}").exists()  # gone, and reaped
-    assert not listening(port)
-
-
 def test_chromium_screenshot_mid_run_shows_curves_first(server: Server, data_dir: str, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -396,17 +358,6 @@ def test_chromium_screenshot_mid_run_shows_curves_first(server: Server, data_dir
         assert (np.abs(top - rgb).sum(axis=2) < 30).sum() > 40, rgb
 
 
-def test_server_command_names_the_installer_when_assets_are_missing(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr("mnist_ignite.cli.commands.visdom.missing_assets", lambda: ["js/jquery.min.js"])
-    assert serve(free_port()) == 1
-    assert capsys.readouterr().err == (
-        "mnist-ignite visdom: error: visdom's front-end (JS/CSS) is not installed; "
-        "install it with: mnist-ignite visdom --install-assets\n"
-    )
-
-
 def test_options_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VISDOM_PORT", "9001")
     monkeypatch.setenv("VISDOM_ENV", "from-env")
@@ -425,11 +376,3 @@ def test_visdom_flag_without_the_package_is_one_line(
         "mnist-ignite: error: handler 'visdom': needs the visdom package: pip install 'mnist-ignite[visdom]'\n"
     )
     assert not (tmp_path / "none").exists()
-
-
-@pytest.mark.parametrize("port", ["99999", "0", "http"])
-def test_a_bad_port_is_one_line(port: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as stop:
-        main(["visdom", "--port", port])
-    assert stop.value.code == 2
-    assert capsys.readouterr().err.startswith("mnist-ignite visdom: error: argument --port: ")

@@ -1,0 +1,99 @@
+"""A config checked and resolved once, before anything heavy: impossible settings, the folder, the model on resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_ignite.config.settings import Config
+from mnist_ignite.core.resolve import absolute_model_spec, resolve, resolve_output_dir, validate
+from mnist_ignite.errors import ConfigError, UntrustedSpecError
+
+TINY = "mnist_ignite.testing:TinyNet"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"nnodes": 2, "node_rank": 2}, "--node-rank must be in [0, --nnodes)"),
+        ({"nproc_per_node": 4, "nnodes": 2, "batch_size": 7}, "--batch-size is the global batch"),
+        ({"resume": "auto", "handlers": ["history"]}, "--resume needs the checkpoint handler"),
+        ({"resume": "auto", "overwrite": True}, "--resume and --overwrite contradict each other"),
+        ({"overfit_batches": 2, "pipeline": "torchvision"}, "--overfit-batches runs on --pipeline tensor"),
+        ({"fast_dev_run": 1, "repeat": 2}, "--fast-dev-run is a smoke test in a temporary folder"),
+        ({"repeat": 2, "seeds": "1,2"}, "--repeat and --seeds both choose the seeds"),
+        ({"epochs": 0}, "--epochs must be > 0, got 0"),  # each setting's own rule, checked here too
+        ({"device": "cuda"}, "--device cuda asked for, but torch sees no CUDA GPU"),
+    ],
+)
+def test_impossible_settings_are_refused_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch, settings: dict, message: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(Config(**settings))
+    validate(Config(device="cpu"))  # the defaults are possible
+
+
+def test_the_run_folder_is_the_one_given_or_a_new_timestamped_one() -> None:
+    assert resolve_output_dir(Config(output_dir="here/run")) == Path("here/run")
+    new = resolve_output_dir(Config())
+    assert new.parent == Path("runs") and re.fullmatch(r"\d{8}-\d{6}", new.name)
+    with pytest.raises(ConfigError, match="--resume auto needs --output-dir"):
+        resolve_output_dir(Config(resume="auto"))
+
+
+def test_a_model_file_spec_is_made_absolute_only_when_the_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluate`` and ``export`` run from anywhere: a run records where its model file really is."""
+    monkeypatch.chdir(tmp_path)
+    Path("nets.py").write_text("")
+    assert absolute_model_spec("nets.py:Small") == f"{tmp_path / 'nets.py'}:Small"
+    for kept in ("missing.py:Small", TINY, "seed", "nets.py"):
+        assert absolute_model_spec(kept) == kept
+
+
+def test_resolve_returns_a_new_config_with_every_choice_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("nets.py").write_text("")
+    config = Config(device="cpu", model="nets.py:Small")
+    resolved = resolve(config)
+    assert resolved is not config and config.output_dir == "" and config.model == "nets.py:Small"
+    assert resolved.output_dir.startswith("runs/") and resolved.model == f"{tmp_path / 'nets.py'}:Small"
+    assert dataclasses.replace(resolved, output_dir="", model=config.model) == config  # nothing else changed
+
+
+def recorded_run(folder: Path, **values: object) -> Path:
+    """A run folder whose config.json records ``values`` (over a real run's defaults)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(Config().to_dict() | values))
+    return folder
+
+
+@pytest.mark.parametrize("how", ["auto", "checkpoint"])
+def test_resume_adopts_the_recorded_model_and_the_lr_the_finder_found(
+    tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = recorded_run(tmp_path / "run", model=TINY, model_args={"width": 4}, lr=0.042)
+    resume = "auto" if how == "auto" else str(run / "checkpoints" / "last_checkpoint_8.pt")
+    config = Config(device="cpu", output_dir=str(run), resume=resume, lr="auto", trust_code=True)
+    resolved = resolve(config)
+    assert (resolved.model, resolved.model_args, resolved.lr) == (TINY, {"width": 4}, 0.042)
+    assert f"resuming a run of model {TINY} width=4" in capsys.readouterr().out
+
+
+def test_resume_keeps_what_the_command_line_says_and_trusts_no_file(tmp_path: Path) -> None:
+    """A config.json that names code to import is used only with --trust-code; a given --model wins."""
+    run = recorded_run(tmp_path / "run", model=TINY, lr=0.042)
+    config = Config(device="cpu", output_dir=str(run), resume="auto")
+    with pytest.raises(UntrustedSpecError, match=rf"config.json asks to import '{TINY}'.*--trust-code"):
+        resolve(config)
+    mine = resolve(dataclasses.replace(config, model="seed", model_args={"x": 1}, lr=0.1))
+    assert (mine.model, mine.model_args, mine.lr) == ("seed", {"x": 1}, 0.1)
+    assert resolve(dataclasses.replace(config, output_dir=str(tmp_path / "new"))).model == "seed"  # no record

@@ -1,0 +1,96 @@
+"""Notes and warnings in the one-line form users see, through standard logging, above any progress bar."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+from tqdm.std import tqdm
+
+from mnist_ignite.log import ConsoleHandler, logger, note, warn, write_line
+
+
+@pytest.fixture(autouse=True)
+def _logger_state() -> Iterator[None]:
+    """Each test starts from the logger as imported: a ``logging.config.dictConfig`` elsewhere in the session
+    (import-linter's, in tests/test_architecture.py) disables every existing logger."""
+    level, disabled = logger.level, logger.disabled
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    yield
+    logger.setLevel(level)
+    logger.disabled = disabled
+
+
+def test_notes_go_to_stdout_as_they_are_and_warnings_to_stderr_prefixed(capsys: pytest.CaptureFixture[str]) -> None:
+    note("resumed from last_checkpoint_4.pt")
+    warn("visdom: no answer within 10 s; training goes on")
+    logger.error("disk full")
+    out, err = capsys.readouterr()
+    assert out == "resumed from last_checkpoint_4.pt\n"
+    assert err.splitlines() == [
+        "mnist-ignite: warning: visdom: no answer within 10 s; training goes on",
+        "mnist-ignite: error: disk full",
+    ]
+    assert err.endswith("\n")
+
+
+def test_a_record_with_a_traceback_is_still_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        raise RuntimeError("deep inside")
+    except RuntimeError:
+        logger.warning("plots: drawing failed", exc_info=True)
+    assert capsys.readouterr().err == "mnist-ignite: warning: plots: drawing failed\n"
+
+
+def test_standard_logging_applies(capsys: pytest.CaptureFixture[str]) -> None:
+    """``setLevel`` silences the notes, an added handler captures the records, the root logger never sees them."""
+    records: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = records.append  # type: ignore[method-assign]
+    root: list[logging.LogRecord] = []
+    root_capture = logging.Handler()
+    root_capture.emit = root.append  # type: ignore[method-assign]
+    logger.addHandler(capture)
+    logging.getLogger().addHandler(root_capture)
+    try:
+        logger.setLevel(logging.WARNING)
+        note("hidden")
+        warn("shown")
+    finally:
+        logger.removeHandler(capture)
+        logging.getLogger().removeHandler(root_capture)
+    assert capsys.readouterr() == ("", "mnist-ignite: warning: shown\n")
+    assert [r.getMessage() for r in records] == ["shown"] and root == []
+    assert sum(isinstance(h, ConsoleHandler) for h in logger.handlers) == 1  # installed once, however often imported
+
+
+def test_a_line_lifts_the_live_bar_and_redraws_it_below() -> None:
+    stream = io.StringIO()
+    bar = tqdm(total=10, file=stream, desc="epoch 1", ascii=True)
+    bar.update(3)
+    drawn = len(stream.getvalue())
+    write_line("epoch 1: test_acc 97.1%", stream)
+    after = stream.getvalue()[drawn:]
+    bar.close()
+    line = after.index("epoch 1: test_acc 97.1%\n")
+    assert "\r" in after[:line]  # the bar was cleared first: the line starts on a clean row
+    assert "3/10" in after[line:]  # and drawn again below it
+
+
+def test_a_closed_stdout_does_not_turn_a_note_into_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # logging's own report of a failed emit, silenced
+    note("nobody reads this")
+
+
+def test_a_closed_stderr_does_not_turn_a_warning_into_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    warn("nobody reads this")
