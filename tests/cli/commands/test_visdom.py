@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import signal
 import socket
 import subprocess
@@ -138,8 +139,13 @@ def test_the_dashboard_url_is_printed_and_linked_from_the_root_page(tmp_path: Pa
     try:
         wait_listening(port, proc)
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(5)]  # visdom's own start-up lines come first
-        line = next((x for x in lines if "the dashboard:" in x), "")
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any("the dashboard:" in x for x in lines):  # visdom's own start-up lines come first
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            if select.select([proc.stdout], [], [], 1.0)[0]:
+                lines.append(proc.stdout.readline())
+        line = next(x for x in lines if "the dashboard:" in x)
         assert f"http://127.0.0.1:{port}/env/mnist-ignite" in line, lines
         vis = visdom.Visdom(server="http://127.0.0.1", port=port, env="main", raise_exceptions=True)
         window = json.loads(vis.get_window_data("mnist-ignite", env="main"))
