@@ -1,8 +1,12 @@
-"""A tqdm bar per epoch: running loss, accuracy in %, images/s and ETA; each epoch's final line stays.
+"""A tqdm bar per epoch: running loss, accuracy in %, images/s and ETA; then the epoch's one line.
 
-Like the seed's tqdm bar and Keras: when an epoch's last batch is done the bar is finished with
-the epoch's train loss and accuracy and left on screen, before the evaluation runs and before the
-core prints its epoch line (at ``RunEvents.EPOCH_END``), so the two never share a line.
+Like the seed's tqdm bar: the bar runs through the epoch, shows the epoch's train loss and
+accuracy while the evaluation runs, and on a terminal gives its place to the epoch line (the
+console report's, at ``RunEvents.EPOCH_END``): one line per finished epoch. Into a pipe
+(``--progress-always``) the bar's final line is kept, as a log has no line to rewrite.
+
+While the bar is live, ``print()`` from any handler writes above it (:func:`mnist_ignite.log.lines_above_bar`),
+never into it; ``ctx.log(...)`` is the documented way to write a line.
 
 Only on a terminal (stderr) or in a notebook (stdout: stderr shows there as a warning box);
 in logs and CI the core's one line per epoch is the report (``--progress-always`` forces the bar).
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.std import tqdm
 
+from mnist_ignite.log import lines_above_bar
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 if TYPE_CHECKING:
@@ -41,9 +46,12 @@ class ProgressPlugin(Plugin):
     def attach(self, ctx: RunContext) -> None:
         from ignite.engine import Events
 
+        from mnist_ignite.plugins.events import RunEvents
         from mnist_ignite.reporting.figures import in_notebook
 
         self.bar: tqdm | None = None
+        self.completed = False
+        self.redirect: Any = None
         self.notebook = in_notebook()
         if not ctx.is_main_process or not (self.progress_always or sys.stderr.isatty() or self.notebook):
             return
@@ -52,26 +60,33 @@ class ProgressPlugin(Plugin):
         self.sums: Any = None  # running loss and hits since the bar opened, on the device (no sync per step)
         ctx.trainer.add_event_handler(Events.EPOCH_STARTED, self._open)
         ctx.trainer.add_event_handler(Events.ITERATION_COMPLETED, self._advance)
-        # an epoch cut short (time limit, signal) or a data source without len(): finish the line now
-        ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED | Events.TERMINATE, self._finish)
+        ctx.trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_numbers)
+        # the epoch's line takes the bar's place; an epoch cut short (time limit, signal) ends it too
+        ctx.trainer.add_event_handler(RunEvents.EPOCH_END, self._finish)
+        ctx.trainer.add_event_handler(Events.TERMINATE | Events.COMPLETED, self._finish)
 
     def _open(self, engine: Engine) -> None:
         self._finish(engine)
         state = engine.state
         epochs = max(int(getattr(self.ctx.config, "epochs", 0) or 0), state.max_epochs or 0)
         length = state.epoch_length
-        self.images, self.start, self.sums = 0, time.perf_counter(), None
+        self.images, self.start, self.sums, self.completed = 0, time.perf_counter(), None, False
+        stream = sys.stdout if self.notebook else sys.stderr
+        # a terminal or a notebook rewrites the bar's line; a pipe keeps every line, so the last one stays
+        self.leave = not (self.notebook or stream.isatty())
         self.bar = tqdm(
             total=length,
             initial=state.iteration % length if length else 0,  # a resumed epoch starts where it stopped
             desc=f"epoch {state.epoch:>{len(str(epochs))}}/{epochs}",
             bar_format=BAR_FORMAT,
-            file=sys.stdout if self.notebook else sys.stderr,
+            file=stream,
             mininterval=0.5 if self.notebook else 0.1,  # a notebook keeps every redraw in the cell's output
             miniters=1,  # redraw on time alone, so the numbers are read exactly when a redraw follows
             dynamic_ncols=not self.notebook,
-            leave=True,
+            leave=self.leave,
         )
+        self.redirect = lines_above_bar()
+        self.redirect.__enter__()
 
     def _postfix(self, engine: Engine | None = None) -> str:
         """The numbers after the bar: the epoch's own metrics once it is complete, else the running ones."""
@@ -99,18 +114,25 @@ class ProgressPlugin(Plugin):
         if time.time() - bar.last_print_t >= bar.mininterval:  # tqdm redraws in this update()
             bar.set_postfix_str(self._postfix(), refresh=False)
         bar.update(1)
-        length = engine.state.epoch_length
-        if length and engine.state.iteration % length == 0:
-            self._finish()
+
+    def _epoch_numbers(self, engine: Engine) -> None:
+        """The epoch's own loss and accuracy on the bar while the evaluation runs."""
+        self.completed = True
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(engine), refresh=True)
 
     def _finish(self, engine: Engine | None = None) -> None:
-        """Leave the bar's final line with the epoch's numbers, and end it with a newline."""
+        """End the bar: its line is cleared for the epoch line (kept, with the epoch's numbers, in a pipe)."""
         bar, self.bar = self.bar, None
+        redirect, self.redirect = self.redirect, None
+        if redirect is not None:
+            redirect.__exit__(None, None, None)
         if bar is not None:
-            bar.set_postfix_str(self._postfix(engine), refresh=False)
+            if self.leave:  # an epoch cut short shows its running numbers, not the last epoch's metrics
+                bar.set_postfix_str(self._postfix(engine if self.completed else None), refresh=False)
             bar.close()
 
     def close(self) -> None:
         """End of the run, failed or not: a bar cut short still ends its line before any error message."""
-        if getattr(self, "bar", None) is not None:
+        if getattr(self, "bar", None) is not None or getattr(self, "redirect", None) is not None:
             self._finish()

@@ -12,23 +12,158 @@ yours instead, ``removeHandler`` its :class:`ConsoleHandler` and set ``propagate
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
 import sys
+import textwrap
+from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["PROG", "ConsoleHandler", "LineFormatter", "logger", "note", "warn", "write_line"]
+__all__ = [
+    "PROG",
+    "AboveBar",
+    "ConsoleHandler",
+    "LineFormatter",
+    "lines_above_bar",
+    "logger",
+    "note",
+    "warn",
+    "write_line",
+]
 
 PROG = "mnist-ignite"
 logger = logging.getLogger("mnist_ignite")
 
 
-def write_line(text: str, stream: TextIO | None = None) -> None:
-    """Write ``text`` and a newline to ``stream`` (stdout by default) above any live progress bar."""
+# where a long line may break: after ", " "; " or ": ", or at a run of spaces between columns
+_FIELD_END = re.compile(r"(?<=[,;:]) (?! )|(?<=\S)  +")
+
+
+def terminal_width(stream: TextIO | None = None) -> int | None:
+    """Columns of the terminal ``stream`` (stdout by default) shows, or None for a pipe, a file or a notebook."""
     stream = sys.stdout if stream is None else stream
+    while isinstance(stream, AboveBar):
+        stream = stream.wrapped
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None if stream.isatty() else None
+    except (AttributeError, OSError, ValueError):  # no fileno (a notebook), a closed stream
+        return None
+
+
+def fit(text: str, width: int | None) -> str:
+    """``text`` with every line longer than ``width`` broken at field boundaries, never inside a word.
+
+    A continuation is indented four spaces past its line's own indent, so a wrapped header field
+    still reads as part of its line. ``width=None`` (a pipe, a log file) keeps lines whole.
+    """
+    if not width:
+        return text
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()) + 4)
+        pieces, start = [], 0
+        for m in _FIELD_END.finditer(line):
+            pieces.append(line[start : m.end()])
+            start = m.end()
+        pieces.append(line[start:])
+        current = ""
+        for piece in pieces:
+            if current and len(current.rstrip()) + len(piece.rstrip()) > width:
+                out.append(current.rstrip())
+                current = indent
+            current += piece
+            if len(current.rstrip()) > width:  # one field longer than the line: break it at its spaces
+                wrapped = textwrap.wrap(
+                    current.strip(),
+                    width=width,
+                    initial_indent=current[: len(current) - len(current.lstrip())],
+                    subsequent_indent=indent,
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+                out.extend(wrapped[:-1])
+                current = wrapped[-1] + " " if wrapped else indent
+        out.append(current.rstrip())
+    return "\n".join(out)
+
+
+def write_line(text: str, stream: TextIO | None = None) -> None:
+    """Write ``text`` and a newline to ``stream`` (stdout by default) above any live progress bar,
+    broken at field boundaries to fit a terminal's width."""
+    stream = sys.stdout if stream is None else stream
+    while isinstance(stream, AboveBar):  # write to the terminal it stands for, once
+        stream = stream.wrapped
     from tqdm.std import tqdm
 
-    tqdm.write(text, file=stream)
+    tqdm.write(fit(text, terminal_width(stream)), file=stream)
     stream.flush()
+
+
+class AboveBar:
+    """``sys.stdout`` or ``sys.stderr`` while a progress bar is live: a ``print()`` goes above the bar.
+
+    tqdm's redirect recipe (``tqdm.contrib.DummyTqdmFile``: each complete line through ``tqdm.write``,
+    a partial line waits for its newline), with its buffer kept here rather than on the wrapped
+    stream, and the equality tqdm's own stream wrapper has, so that tqdm sees the wrapper and its
+    stream as one terminal and lifts a bar on stderr for a line printed to stdout.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._wrapped = stream  # tqdm's name: its stream wrappers compare equal through it
+        self._pending = ""
+
+    @property
+    def wrapped(self) -> TextIO:
+        return self._wrapped
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            write_line(line, self.wrapped)
+        return len(text)
+
+    def flush(self) -> None:
+        self.wrapped.flush()
+
+    def drain(self) -> None:
+        """Write a partial line still waiting for its newline."""
+        text, self._pending = self._pending, ""
+        if text:
+            write_line(text, self.wrapped)
+
+    def __getattr__(self, name: str) -> object:  # isatty, fileno, encoding...: the stream's own
+        if name == "_wrapped":
+            raise AttributeError(name)
+        return getattr(self._wrapped, name)
+
+    def __eq__(self, other: object) -> bool:
+        return self._wrapped == getattr(other, "_wrapped", other)
+
+    def __hash__(self) -> int:
+        return hash(self._wrapped)
+
+
+@contextlib.contextmanager
+def lines_above_bar() -> Iterator[None]:
+    """While inside: ``print()`` (to stdout or stderr) from anywhere writes its lines above the bar."""
+    saved = sys.stdout, sys.stderr
+    out, err = AboveBar(sys.stdout), AboveBar(sys.stderr)
+    sys.stdout, sys.stderr = out, err
+    try:
+        yield
+    finally:
+        # restore only what is still ours (a notebook or a test may have swapped the streams meanwhile)
+        if sys.stdout is out:
+            sys.stdout = saved[0]
+        if sys.stderr is err:
+            sys.stderr = saved[1]
+        out.drain()
+        err.drain()
 
 
 class LineFormatter(logging.Formatter):

@@ -29,6 +29,9 @@ INTEGRATION = "integration"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{INTEGRATION}: needs MNIST, subprocesses, a browser or a database")
+    # torch's first import starts a helper process: done here, before the unit lane refuses processes,
+    # so a unit test file run alone behaves as it does in the whole lane
+    import torch  # noqa: F401
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -94,3 +94,38 @@ def test_a_closed_stderr_does_not_turn_a_warning_into_a_crash(monkeypatch: pytes
     closed.close()
     monkeypatch.setattr(sys, "stderr", closed)
     warn("nobody reads this")
+
+
+def test_fit_breaks_long_lines_at_field_boundaries_never_inside_a_word() -> None:
+    from mnist_ignite.log import fit
+
+    header = "  data: 640 training / 256 test images from /tmp/fake; batch 64, 10 iterations per epoch, 2 epochs"
+    lines = fit(header, 70).split("\n")
+    assert all(len(line) <= 70 for line in lines), lines
+    assert lines[0].endswith("batch 64,") and lines[1].startswith("      10 iterations")  # indented past its line
+    assert " ".join(x.strip() for x in lines) == header.strip()  # nothing lost, no word cut
+    assert fit(header, None) == header and fit("short", 80) == "short"  # a pipe keeps lines whole
+
+
+def test_print_while_the_bar_is_live_goes_above_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler's bare print() never lands inside the bar's line: each complete line through tqdm.write."""
+    from mnist_ignite.log import AboveBar, lines_above_bar
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = tqdm(total=10, file=terminal, bar_format="BAR {n}/{total}", mininterval=0)
+    with lines_above_bar():
+        assert isinstance(sys.stdout, AboveBar) and sys.stdout == terminal  # tqdm sees one terminal
+        bar.update(3)
+        print("gradnorm 0.5", end="")  # a partial line waits for its newline
+        print(" at 3")
+        print("to stderr", file=sys.stderr)
+        bar.update(1)
+        print("unfinished", end="")
+    bar.close()
+    assert sys.stdout is terminal and sys.stderr is terminal  # restored
+    screen = [line.rsplit("\r", 1)[-1].strip() for line in terminal.getvalue().split("\n")]
+    assert "gradnorm 0.5 at 3" in screen and "to stderr" in screen and "unfinished" in screen, screen
+    # the bar was lifted for each line: every printed line starts on a cleared line, not after "BAR 3/10"
+    assert "BAR 3/10gradnorm" not in terminal.getvalue()

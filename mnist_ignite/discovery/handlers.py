@@ -53,17 +53,19 @@ def available_plugins() -> dict[str, str]:
 def check_handler_name(spec: str) -> None:
     """Refuse a handler name that is neither known nor a ``module:Attr`` / ``file.py:Attr`` spec."""
     try:
-        check_name(spec, available_plugins(), "handler")
+        check_name(spec, available_plugins(), "handler", whole_file=True)
     except SpecError as err:
         raise PluginLoadError(str(err)) from None
 
 
 def load_plugin_class(spec: str) -> type:
-    """Resolve ``NAME``, ``package.module:Attr`` or ``path/to/file.py:Attr`` to a plugin class."""
+    """Resolve ``NAME``, ``package.module:Attr``, ``path/to/file.py:Attr`` or ``path/to/file.py`` to a plugin class."""
     try:
-        obj = resolve(spec, available_plugins(), "handler")
+        obj = resolve(spec, available_plugins(), "handler", whole_file=True)
     except SpecError as err:
         raise PluginLoadError(str(err)) from None
+    if inspect.ismodule(obj):
+        obj = _the_plugin_in(spec, obj)
     if inspect.isfunction(obj):
         return _function_plugin(obj)
     if not inspect.isclass(obj) or not callable(getattr(obj, "attach", None)):
@@ -72,6 +74,25 @@ def load_plugin_class(spec: str) -> type:
             f"handler {spec!r}: {target} is not a plugin (a class with attach(ctx), or a function attach(ctx))"
         )
     return obj
+
+
+def _the_plugin_in(spec: str, module: Any) -> Any:
+    """A file's one plugin: the classes with ``attach`` defined in it, or else its ``attach`` function."""
+    own = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "attach", None))
+    ]
+    if len(own) == 1:
+        return own[0]
+    if own:
+        names = ", ".join(f"{spec}:{c.__name__}" for c in own)
+        raise PluginLoadError(f"handler {spec!r}: the file holds {len(own)} plugins; name one: {names}")
+    if inspect.isfunction(getattr(module, "attach", None)):
+        return module.attach
+    raise PluginLoadError(
+        f"handler {spec!r}: the file has no plugin (a class with attach(ctx), or a function attach(ctx))"
+    )
 
 
 def _function_plugin(func: Callable[[Any], None]) -> type:

@@ -28,13 +28,14 @@ def registered(builtins: Mapping[str, str], group: str) -> dict[str, str]:
     return found
 
 
-def check_name(spec: str, known: Mapping[str, str], kind: str) -> None:
-    """Refuse a name that is neither registered nor a ``module:Attr`` / ``file.py:Attr`` spec."""
-    if spec in known or ":" in spec:
+def check_name(spec: str, known: Mapping[str, str], kind: str, whole_file: bool = False) -> None:
+    """Refuse a name that is neither registered nor a ``module:Attr`` / ``file.py:Attr`` spec
+    (nor, where ``whole_file``, a bare ``file.py``)."""
+    if spec in known or ":" in spec or (whole_file and spec.endswith(".py")):
         return
+    forms = "module:Attr, file.py:Attr, file.py" if whole_file else "module:Attr, file.py:Attr"
     raise SpecError(
-        f"unknown {kind} {spec!r}{did_you_mean(spec, known)}; available: {', '.join(sorted(known))} "
-        "(or module:Attr, file.py:Attr)"
+        f"unknown {kind} {spec!r}{did_you_mean(spec, known)}; available: {', '.join(sorted(known))} (or {forms})"
     )
 
 
@@ -49,11 +50,14 @@ def _import_file(path: Path, prefix: str) -> Any:
     return module
 
 
-def resolve(spec: str, known: Mapping[str, str], kind: str) -> Any:
-    """The object ``spec`` names (a registered name, ``module:Attr`` or ``file.py:Attr``)."""
-    check_name(spec, known, kind)
+def resolve(spec: str, known: Mapping[str, str], kind: str, whole_file: bool = False) -> Any:
+    """The object ``spec`` names (a registered name, ``module:Attr`` or ``file.py:Attr``); where
+    ``whole_file``, a bare ``file.py`` names the module itself (its caller picks the one thing in it)."""
+    check_name(spec, known, kind, whole_file)
     target = known.get(spec, spec)
     where, _, attr = target.rpartition(":")
+    if whole_file and not where and target.endswith(".py"):
+        where, attr = target, ""
     try:
         if where.endswith(".py"):
             path = Path(where)
@@ -66,6 +70,8 @@ def resolve(spec: str, known: Mapping[str, str], kind: str) -> Any:
         raise
     except Exception as err:  # any import-time failure of third-party code
         raise SpecError(f"{kind} {spec!r}: cannot import {where}: {type(err).__name__}: {err}") from None
+    if not attr:
+        return module
     try:
         return getattr(module, attr)
     except AttributeError:

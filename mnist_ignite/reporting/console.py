@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.log import write_line
+from mnist_ignite.log import terminal_width, write_line
 from mnist_ignite.plugins.api import RunContext
 
 if TYPE_CHECKING:
@@ -65,8 +65,23 @@ def header(ctx: RunContext, plugins: list[Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-def epoch_line(row: dict[str, Any], epochs: int) -> str:
-    """One finished epoch: lr, train and test loss and accuracy, times and speed."""
+COMPACT_BELOW = 100  # columns: a narrower terminal gets the compact epoch line
+
+
+def epoch_line(row: dict[str, Any], epochs: int, width: int | None = None) -> str:
+    """One finished epoch: lr, train and test loss and accuracy, times and speed.
+
+    Below ``COMPACT_BELOW`` columns the compact form (under 80 characters) keeps one line per epoch:
+    ``epoch   1/2 lr 0.0100  train 2.3072 10.62%  test 2.3073 7.42%  4.1s, 1,574 img/s``.
+    """
+    if width is not None and width < COMPACT_BELOW:
+        seconds = row["train_seconds"] + row["eval_seconds"]
+        return (
+            f"epoch {row['epoch']:>3}/{epochs} lr {row['lr']:.4f}  "
+            f"train {row['train_loss']:.4f} {row['train_acc']:5.2f}%  "
+            f"test {row['test_loss']:.4f} {row['test_acc']:5.2f}%  "
+            f"{seconds:.1f}s, {row['train_images_per_second']:,.0f} img/s"
+        )
     return (
         f"epoch {row['epoch']:>3}/{epochs}  lr {row['lr']:.5f}  "
         f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%  "
@@ -96,7 +111,7 @@ class ConsoleReport:
         write_line(header(self.ctx, [p for p in self.ctx.plugins if p is not self and not p.name.startswith("_")]))
 
     def _epoch(self, engine: Engine) -> None:
-        write_line(epoch_line(engine.state.record, self.ctx.config.epochs))
+        write_line(epoch_line(engine.state.record, self.ctx.config.epochs, terminal_width()))
         target = self.ctx.target
         if target is not None and target.reached and target.reached["target_reached_epoch"] == engine.state.epoch:
             seconds = target.reached["target_reached_seconds"]

@@ -278,3 +278,25 @@ def test_a_plain_function_is_a_plugin(contract: Path, data_dir: str, tmp_path: P
     assert main(small_args(data_dir, out, "--epochs", "1", "--handler", f"{contract}:grad_logger", train=128)) == 0
     assert (out / "iterations.txt").read_text() == "2"
     assert load_plugin_class(f"{contract}:grad_logger").name == "grad_logger"
+
+
+def test_a_bare_file_names_its_one_plugin(tmp_path: Path) -> None:
+    from mnist_ignite.discovery.handlers import load_plugin_class
+    from mnist_ignite.errors import PluginLoadError
+
+    one = tmp_path / "gradnorm.py"
+    one.write_text(
+        "class Helper:\n    pass\n\nclass GradNorm:\n    name = 'gradnorm'\n    def attach(self, ctx): pass\n"
+    )
+    assert load_plugin_class(str(one)).name == "gradnorm"
+    function = tmp_path / "chatty.py"
+    function.write_text("def attach(ctx):\n    'says hello'\n")
+    assert load_plugin_class(str(function)).name == "chatty"  # the file's stem
+    two = tmp_path / "two.py"
+    two.write_text("class A:\n    def attach(self, ctx): pass\n\nclass B:\n    def attach(self, ctx): pass\n")
+    with pytest.raises(PluginLoadError, match=r"holds 2 plugins; name one: .*two.py:A, .*two.py:B"):
+        load_plugin_class(str(two))
+    empty = tmp_path / "empty.py"
+    empty.write_text("X = 1\n")
+    with pytest.raises(PluginLoadError, match="the file has no plugin"):
+        load_plugin_class(str(empty))

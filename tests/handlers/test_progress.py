@@ -10,9 +10,11 @@ import sys
 import termios
 from pathlib import Path
 
+import pyte
 import pytest
 
 from mnist_ignite.cli import main
+from mnist_ignite.testing import fake_mnist
 
 from conftest import ROOT, small_args
 
@@ -20,7 +22,6 @@ BAR_END = re.compile(
     r"^epoch (\d+)/(\d+): 100%\|[^|]*\| (\d+)/\3 \[\d\d:\d\d<00:00, "
     r"loss (\d\.\d{4}), acc (\d+\.\d\d)%, [\d,]+ img/s\]$"
 )
-EPOCH_LINE = re.compile(r"^epoch +(\d+)/\d+  lr [\d.]+  train loss (\d\.\d{4}) acc +(\d+\.\d\d)%  test loss")
 
 
 def _run_on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
@@ -49,25 +50,48 @@ def _run_on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
     return proc.wait(timeout=600), b"".join(chunks).decode()
 
 
-def _screen(output: str) -> list[str]:
-    """The lines a terminal shows: a carriage return rewrites its line (tqdm pads a shorter rewrite with blanks)."""
-    return [line.rsplit("\r", 1)[-1].rstrip() for line in output.replace("\r\n", "\n").split("\n")]
+def _screen(output: str, columns: int = 1000) -> list[str]:
+    """What a terminal shows after ``output``, through a real terminal emulator (pyte).
+
+    The emulated screen is wider than the pty the program was told about, so a line the program
+    wrote too long for its terminal shows as a line longer than ``columns`` instead of wrapping.
+    """
+    screen = pyte.Screen(columns, 2000)
+    pyte.Stream(screen).feed(output)
+    return [line.rstrip() for line in screen.display if line.strip()]
 
 
-def test_on_a_terminal_each_epoch_keeps_its_bar_line_then_its_own_epoch_line(data_dir: str, tmp_path: Path) -> None:
-    args = [a for a in small_args(data_dir, tmp_path / "t", "--epochs", "2", train=512, eval_=256) if a != "--no-plots"]
-    rc, output = _run_on_a_terminal(args)
+CHATTY = """\
+from ignite.engine import Events
+
+
+def attach(ctx):
+    @ctx.trainer.on(Events.ITERATION_COMPLETED(every=3))
+    def say(engine):
+        print(f"chatty: iteration {engine.state.iteration}")
+"""
+
+
+@pytest.mark.integration  # a process on a pty
+@pytest.mark.parametrize("columns", [120, 80])
+def test_on_a_terminal_one_line_per_epoch_and_prints_above_the_bar(tmp_path: Path, columns: int) -> None:
+    """A handler's bare print() never breaks the bar; each finished epoch leaves one line; every line fits."""
+    handler = tmp_path / "chatty.py"
+    handler.write_text(CHATTY)
+    data = fake_mnist(tmp_path / "data", train=640, test=128)  # 10 batches of 64 per epoch
+    args = ["--data-dir", str(data), "--no-download", "--device", "cpu", "--output-dir", str(tmp_path / "t")]
+    rc, output = _run_on_a_terminal([*args, "--epochs", "2", "--handler", str(handler)], columns)
     assert rc == 0, output
+    assert "%|" in output  # the bar was live
     lines = _screen(output)
-    bars = [(i, BAR_END.match(line)) for i, line in enumerate(lines) if BAR_END.match(line)]
-    assert [m.group(1, 2) for _, m in bars] == [("1", "2"), ("2", "2")], lines
-    for i, bar in bars:
-        epoch = EPOCH_LINE.match(lines[i + 1])  # the core's line comes next, on a line of its own
-        assert epoch, lines
-        # the kept line shows the epoch's own numbers, the accuracy in %
-        assert epoch.group(1, 2, 3) == (bar.group(1), bar.group(4), bar.group(5))
-    # nothing else shares a line with the bar or with an epoch line
-    assert all(line.startswith("epoch") for line in lines if "%|" in line or " lr 0." in line), lines
+    assert all(len(line) <= columns for line in lines), [line for line in lines if len(line) > columns]
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"], lines  # one line each: the bar gave its place
+    assert ("  train loss " in epochs[0]) == (columns >= 100)  # the compact form below 100 columns
+    said = [line for line in lines if "chatty:" in line]
+    assert [line for line in said] == [f"chatty: iteration {i}" for i in (3, 6, 9, 12, 15, 18)], lines
+    assert not any("%|" in line for line in lines), lines  # no bar left behind
+    assert "resume" not in output and "Traceback" not in output
 
 
 def test_with_progress_always_the_bar_goes_to_a_pipe_too(
