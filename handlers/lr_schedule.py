@@ -73,6 +73,8 @@ class LRSchedulePlugin(Plugin):
         )
         from torch.optim.lr_scheduler import OneCycleLR, StepLR
 
+        from mnist_ignite.plugins.events import RunEvents
+
         self.ctx = ctx
         opt, trainer = ctx.optimizer, ctx.trainer
         lr = opt.param_groups[0]["lr"]
@@ -109,3 +111,32 @@ class LRSchedulePlugin(Plugin):
             self.scheduler = scheduler
             trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
         ctx.checkpoint_objects["lr_scheduler"] = self.scheduler
+        trainer.add_event_handler(RunEvents.READY, self._step_aside_for_a_users_scheduler)
+
+    def _step_aside_for_a_users_scheduler(self, _: Any) -> None:
+        """Another plugin schedules this optimizer's learning rate: two schedules would stack, so this one goes.
+
+        Runs at ``READY``, once every plugin is attached and before the checkpoint handler restores
+        (this plugin attaches first), so a resumed run restores the user's scheduler alone.
+        """
+        from ignite.engine import Events
+
+        ctx = self.ctx
+        others = [
+            getattr(owner, "name", type(owner).__name__)
+            for engine in (ctx.trainer, ctx.evaluator)
+            for owner, scheduler in getattr(engine, "schedulers", ())
+            if owner is not self
+            and getattr(scheduler, "optimizer", None) is ctx.optimizer
+            and getattr(scheduler, "param_name", "lr") == "lr"
+        ]
+        if not others:
+            return
+        for engine, event in ((ctx.trainer, Events.ITERATION_STARTED), (ctx.evaluator, Events.COMPLETED)):
+            if engine.has_event_handler(self.scheduler, event):
+                engine.remove_event_handler(self.scheduler, event)
+        ctx.checkpoint_objects.pop("lr_scheduler", None)
+        ctx.log(
+            f"lr_schedule: handler {', '.join(sorted(set(others)))} schedules the learning rate; "
+            f"the built-in --lr-schedule {self.lr_schedule} steps aside"
+        )

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events, EventsList, supervised_evaluation_step
+from ignite.handlers.param_scheduler import BaseParamScheduler
 from ignite.metrics import Accuracy, Average, Loss
 
 from mnist_ignite.core.step import GraphedTrainStep, LossScaler, TrainStep, autocast, prepare_batch
@@ -78,6 +79,7 @@ class RunEngine(Engine):
         self.owner: Any = None
         self.calls: Counter[tuple[int, str]] = Counter()  # (id(plugin), event label) -> calls
         self._wrappers: dict[Any, list[Callable[..., Any]]] = {}  # a plugin's handler -> its wrappers
+        self.schedulers: list[tuple[Any, Any]] = []  # (plugin, Ignite param scheduler) each plugin added
 
     @contextlib.contextmanager
     def owned_by(self, plugin: Any) -> Iterator[None]:
@@ -94,6 +96,8 @@ class RunEngine(Engine):
             return super().add_event_handler(event_name, handler, *args, **kwargs)
         wrapped = self._owned(handler, owner, event_name)
         self._wrappers.setdefault(handler, []).append(wrapped)
+        if isinstance(handler, BaseParamScheduler):  # so the built-in schedule can step aside for it
+            self.schedulers.append((owner, handler))
         self.calls.setdefault((id(owner), event_label(event_name)), 0)
         return super().add_event_handler(event_name, wrapped, *args, **kwargs)
 
@@ -229,7 +233,13 @@ def create_evaluator(
     evaluator = RunEngine(step, "evaluator")
     Accuracy(device=device).attach(evaluator, "accuracy")
     Loss(F.cross_entropy, device=device).attach(evaluator, "loss")
+    # the name Ignite's docs and examples read (``metrics["nll"]``): the same mean loss, computed once
+    evaluator.add_event_handler(Events.COMPLETED, _alias, "nll", "loss")
     return evaluator
+
+
+def _alias(engine: Engine, alias: str, name: str) -> None:
+    engine.state.metrics[alias] = engine.state.metrics[name]
 
 
 class MisclassifiedSamples:

@@ -10,7 +10,27 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine
 
-__all__ = ["GraphedTrainStep", "LossScaler", "TrainStep", "autocast", "prepare_batch"]
+__all__ = ["GraphedTrainStep", "LossScaler", "StepOutput", "TrainStep", "autocast", "prepare_batch"]
+
+
+class StepOutput(dict):
+    """``engine.state.output`` of the trainer: ``loss`` (a 0-d tensor on the device), ``y_pred``
+    (B, 10 log-probabilities or logits), ``y`` (B,) and ``correct`` (B, 1).
+
+    Ignite's ``create_supervised_trainer`` outputs ``loss.item()``, a float; code written for it
+    (``f"{engine.state.output:.4f}"``, ``float(engine.state.output)``) works here too: the loss is
+    read from the device only when such code asks, never on every step.
+    """
+
+    def __float__(self) -> float:
+        return float(self["loss"])
+
+    def __format__(self, spec: str) -> str:
+        return format(float(self), spec) if spec else dict.__repr__(self)
+
+    def item(self) -> float:
+        """The loss as a Python float (one host sync), as ``loss.item()`` in Ignite's own trainer."""
+        return float(self)
 
 
 class LossScaler(torch.amp.GradScaler):
@@ -102,13 +122,13 @@ class TrainStep:
         return F.cross_entropy(y_pred.float(), y), y_pred
 
     @staticmethod
-    def _output(loss: torch.Tensor, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _output(loss: torch.Tensor, y_pred: torch.Tensor, y: torch.Tensor) -> StepOutput:
         """The step's output: ``correct`` (B, 1) feeds the epoch accuracy as an Ignite ``Average``."""
         exact = torch.float32 if y.device.type == "mps" else torch.float64  # Ignite's accumulator dtype
         correct = (y_pred.argmax(dim=1) == y).unsqueeze(1).to(exact)
-        return {"loss": loss.detach(), "y_pred": y_pred.detach(), "y": y, "correct": correct}
+        return StepOutput(loss=loss.detach(), y_pred=y_pred.detach(), y=y, correct=correct)
 
-    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         self.model.train()
         x, y = prepare_batch(batch, self.device, self.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
@@ -205,7 +225,7 @@ class GraphedTrainStep(TrainStep):
                 state[p]["momentum_buffer"] = torch.zeros_like(p)
         return [state[p]["momentum_buffer"] for p in self.params]
 
-    def _update(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _update(self, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         self.optimizer.zero_grad(set_to_none=True)
         loss, y_pred = self._loss(x, y, cache=False)  # autocast's cache cannot live across graph replays
         if self.scaler is None:
@@ -226,7 +246,7 @@ class GraphedTrainStep(TrainStep):
         with torch.cuda.graph(self.graph):
             self.outputs = self._update(self.static["x"], self.static["y"])
 
-    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         self.model.train()
         x, y = prepare_batch(batch, self.device, self.channels_last)
         lr = float(self.optimizer.param_groups[0]["lr"])

@@ -1,4 +1,6 @@
-"""Finding plugins: built-in names, ``mnist_ignite.handlers`` entry points, ``module:Attr`` and ``file.py:Attr``."""
+"""Finding plugins: built-in names, ``mnist_ignite.handlers`` entry points, ``module:Attr``, ``file.py:Attr``
+and ``file.py``; a plugin class, an ``attach(ctx)`` function, or Ignite handlers ``fn(engine)`` marked
+with :func:`mnist_ignite.plugins.on`."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from mnist_ignite.errors import PluginLoadError, SpecError, did_you_mean
 __all__ = [
     "BUILTINS",
     "ENTRY_POINT_GROUP",
+    "ON_ATTR",
     "as_plugin",
     "available_plugins",
     "build_plugin",
@@ -27,6 +30,7 @@ __all__ = [
 
 
 ENTRY_POINT_GROUP = "mnist_ignite.handlers"
+ON_ATTR = "__mnist_ignite_on__"  # [(engine name, event), ...]: set by mnist_ignite.plugins.on
 
 
 # Built-ins, used when the project runs from a checkout without its entry points installed.
@@ -66,7 +70,12 @@ def load_plugin_class(spec: str) -> type:
         raise PluginLoadError(str(err)) from None
     if inspect.ismodule(obj):
         obj = _the_plugin_in(spec, obj)
+    if isinstance(obj, list):  # the @on handlers of a file
+        return _ignite_handlers_plugin(Path(spec).stem, obj)
+    if inspect.isfunction(obj) and getattr(obj, ON_ATTR, None):
+        return _ignite_handlers_plugin(obj.__name__, [obj])
     if inspect.isfunction(obj):
+        _refuse_bare_ignite_handler(spec, obj)
         return _function_plugin(obj)
     if not inspect.isclass(obj) or not callable(getattr(obj, "attach", None)):
         target = available_plugins().get(spec, spec)
@@ -90,8 +99,44 @@ def _the_plugin_in(spec: str, module: Any) -> Any:
         raise PluginLoadError(f"handler {spec!r}: the file holds {len(own)} plugins; name one: {names}")
     if inspect.isfunction(getattr(module, "attach", None)):
         return module.attach
+    marked = [f for f in vars(module).values() if inspect.isfunction(f) and getattr(f, ON_ATTR, None)]
+    if marked:
+        return marked
     raise PluginLoadError(
-        f"handler {spec!r}: the file has no plugin (a class with attach(ctx), or a function attach(ctx))"
+        f"handler {spec!r}: the file has no plugin (a class with attach(ctx), a function attach(ctx), "
+        "or functions fn(engine) marked @on(Events...))"
+    )
+
+
+def _refuse_bare_ignite_handler(spec: str, func: Callable[..., Any]) -> None:
+    """An Ignite handler ``fn(engine)`` named without an event: say how to give it one."""
+    params = list(inspect.signature(func).parameters)
+    if params and params[0] in ("engine", "trainer", "evaluator"):
+        raise PluginLoadError(
+            f"handler {spec!r}: {func.__name__}({params[0]}) looks like an Ignite event handler, which needs an "
+            "event: mark it with @on(Events.ITERATION_COMPLETED(every=100)) (from mnist_ignite.plugins import on), "
+            "or write attach(ctx) and add it there with ctx.trainer.add_event_handler(...)"
+        )
+
+
+def _ignite_handlers_plugin(name: str, funcs: list[Callable[..., Any]]) -> type:
+    """A plugin attaching each ``@on``-marked ``fn(engine)`` to its engine and event, as Ignite would."""
+
+    def attach(ctx: Any) -> None:
+        for func in funcs:
+            for engine, event in getattr(func, ON_ATTR):
+                getattr(ctx, engine).add_event_handler(event, func)
+
+    doc = (funcs[0].__doc__ or "").strip().splitlines()
+    return type(
+        name,
+        (),
+        {
+            "name": name,
+            "description": doc[0] if doc else f"Ignite handlers: {', '.join(f.__name__ for f in funcs)}",
+            "attach": staticmethod(attach),
+            "function": staticmethod(funcs[0]),  # where its code is, for error messages
+        },
     )
 
 

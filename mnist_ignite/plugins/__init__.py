@@ -10,7 +10,7 @@ from typing import Any
 
 from mnist_ignite.discovery.handlers import available_plugins, load_plugin_class
 from mnist_ignite.errors import PluginError, PluginLoadError, StopTraining
-from mnist_ignite.plugins.api import Option, Output, Plugin, RunContext
+from mnist_ignite.plugins.api import Option, Output, Plugin, RunContext, on
 
 __all__ = [
     "Option",
@@ -24,6 +24,7 @@ __all__ = [
     "available_plugins",
     "inside_epoch",
     "load_plugin_class",
+    "on",
 ]
 
 

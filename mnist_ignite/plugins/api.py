@@ -12,7 +12,8 @@ A plugin is an object with a ``name`` and ``attach(ctx)``; it hooks itself onto 
 * ``close()``: called once by the core when the run ends, succeeded or failed. (Never listen to
   ``Events.EXCEPTION_RAISED``: a handler there makes Ignite swallow every exception.)
 
-A plain function ``attach(ctx)`` is a plugin too (named after the function).
+A plain function ``attach(ctx)`` is a plugin too (named after the function), and so are Ignite
+handlers ``fn(engine)`` marked with :func:`on` (``--handler file.py`` attaches every one in the file).
 
 Plugins attach in the order they are enabled and see the run through :class:`RunContext`. At the
 trainer's ``EPOCH_COMPLETED`` the evaluation has run and ``ctx.trainer.state.record`` holds the
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mnist_ignite.discovery.handlers import ON_ATTR
 from mnist_ignite.errors import PluginError, PluginLoadError, StopTraining
 from mnist_ignite.log import note
 
@@ -41,7 +43,28 @@ if TYPE_CHECKING:  # torch and Ignite load when a run starts, not for --help
 
     from mnist_ignite.config.settings import Config
 
-__all__ = ["Option", "Output", "Plugin", "PluginError", "PluginLoadError", "RunContext", "StopTraining"]
+__all__ = ["Option", "Output", "Plugin", "PluginError", "PluginLoadError", "RunContext", "StopTraining", "on"]
+
+
+ENGINES = ("trainer", "evaluator")
+
+
+def on(event: Any, engine: str = "trainer") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark ``fn(engine)`` as an Ignite handler of ``event`` on the run's ``trainer`` or ``evaluator``.
+
+    Code from Ignite's docs runs as it is: ``@trainer.on(Events.X)`` becomes ``@on(Events.X)``, and
+    ``--handler file.py`` (or ``Model(handlers=["file.py"])``) attaches every marked function in
+    the file, as one plugin named after the file. A function may carry several marks.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"on(..., engine={engine!r}): the run's engines are {', '.join(ENGINES)}")
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        marks = list(getattr(func, ON_ATTR, ()))
+        setattr(func, ON_ATTR, [(engine, event), *marks])  # decorators apply bottom-up: keep source order
+        return func
+
+    return mark
 
 
 def _cpu() -> torch.device:

@@ -109,3 +109,14 @@ def test_the_graph_step_refuses_an_sgd_it_does_not_implement(kw: dict[str, float
     model = tiny_net()
     with pytest.raises(ValueError, match="supports SGD with momentum, no nesterov/weight decay/dampening"):
         GraphedTrainStep(model, sgd(model, **kw), CPU, batch_size=8)
+
+
+def test_the_step_output_reads_as_ignites_float_loss_when_code_asks() -> None:
+    """Ignite's own trainer outputs loss.item(); code formatting engine.state.output works on ours too."""
+    from mnist_ignite.core.step import StepOutput
+
+    loss = torch.tensor(0.25)
+    out = StepOutput(loss=loss, y=torch.zeros(2, dtype=torch.long))
+    assert f"{out:.2f}" == "0.25" and float(out) == 0.25 and out.item() == 0.25
+    assert out["loss"] is loss and set(out) == {"loss", "y"}  # still the dict the metrics read
+    assert f"{out}".startswith("{'loss'")  # no format spec: the dict as it is

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mnist_ignite.cli import main
@@ -48,3 +50,26 @@ def test_bad_schedule_values_are_usage_errors(capsys: pytest.CaptureFixture[str]
     assert main(["--lr-schedule", "zigzag"]) == 2
     assert main(["--step-size", "0"]) == 2
     assert "handler 'lr_schedule': step-size must be >= 1" in capsys.readouterr().err
+
+
+def test_a_users_ignite_scheduler_makes_the_built_in_schedule_step_aside(caplog: pytest.LogCaptureFixture) -> None:
+    """Ignite's docs' warmup recipe, attached by the user's plugin: it alone sets the lr (no stacking)."""
+    from ignite.engine import Events
+    from ignite.handlers import PiecewiseLinear
+
+    from mnist_ignite.testing import run_plugin
+
+    lrs: list[float] = []
+
+    def warmup(ctx: Any) -> None:
+        milestones = [(0, 0.0), (4, 0.05), (8, 0.01)]
+        ctx.trainer.add_event_handler(Events.ITERATION_STARTED, PiecewiseLinear(ctx.optimizer, "lr", milestones))
+        ctx.trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda e: lrs.append(ctx.optimizer.param_groups[0]["lr"])
+        )
+
+    with caplog.at_level("INFO", logger="mnist_ignite"):
+        run = run_plugin(warmup, handlers=["lr_schedule"], train=512, epochs=1, options={"lr-schedule": "step"})
+    assert lrs == pytest.approx([0.0, 0.0125, 0.025, 0.0375, 0.05, 0.04, 0.03, 0.02])  # the user's, alone
+    assert "handler warmup schedules the learning rate; the built-in --lr-schedule step steps aside" in caplog.text
+    assert "lr_scheduler" not in run.ctx.checkpoint_objects

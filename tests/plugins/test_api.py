@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from mnist_ignite.config.settings import Config
-from mnist_ignite.plugins.api import Option, Output, Plugin, RunContext
+from mnist_ignite.plugins.api import Option, Output, Plugin, RunContext, on
 from mnist_ignite.testing import run_plugin
 
 
@@ -90,3 +91,42 @@ def test_a_plugin_sees_what_the_contract_promises_in_a_real_run(capsys: pytest.C
     assert snapshot.seen["record"] == ctx.history.rows[0] and snapshot.seen["record"]["epoch"] == 1
     assert snapshot.seen["metrics"] >= {"accuracy", "loss"}
     assert "snapshot attached to run\n" in capsys.readouterr().out
+
+
+def test_on_marks_ignite_handlers_that_a_file_attaches_as_one_plugin(tmp_path: Path) -> None:
+    """Code from Ignite's docs: ``@trainer.on(...)`` becomes ``@on(...)``; the file is the plugin."""
+    from mnist_ignite.discovery.handlers import load_plugin_class
+    from mnist_ignite.testing import run_plugin
+
+    path = tmp_path / "log_loss.py"
+    path.write_text(
+        "from ignite.engine import Events\n"
+        "from mnist_ignite.plugins import on\n"
+        "seen = []\n\n"
+        "@on(Events.ITERATION_COMPLETED(every=2))\n"
+        "def log_training_loss(engine):\n"
+        "    seen.append(f'{engine.state.iteration} {engine.state.output:.2f}')\n\n"
+        "@on(Events.COMPLETED, engine='evaluator')\n"
+        "def log_validation(engine):\n"
+        "    seen.append(sorted(engine.state.metrics))\n"
+    )
+    cls = load_plugin_class(str(path))
+    assert cls.name == "log_loss"
+    run = run_plugin(cls(), train=256)  # 4 iterations of 64
+    module = sys.modules[cls.function.__module__]
+    assert [s.split()[0] for s in module.seen if isinstance(s, str)] == ["2", "4"]
+    assert all(float(s.split()[1]) > 0 for s in module.seen if isinstance(s, str))  # the loss, formatted as a float
+    assert next(s for s in module.seen if isinstance(s, list)) == ["accuracy", "loss", "nll"]  # Ignite docs' names
+    assert run.calls["log_loss"] == {"trainer ITERATION_COMPLETED(every=2)": 2, "evaluator COMPLETED": 1}
+
+
+def test_an_unmarked_ignite_handler_is_refused_with_how_to_mark_it(tmp_path: Path) -> None:
+    from mnist_ignite.discovery.handlers import load_plugin_class
+    from mnist_ignite.errors import PluginLoadError
+
+    path = tmp_path / "h.py"
+    path.write_text("def log_loss(engine):\n    print(engine.state.output)\n")
+    with pytest.raises(PluginLoadError, match=r"log_loss\(engine\) looks like an Ignite event handler.*@on\(Events"):
+        load_plugin_class(f"{path}:log_loss")
+    with pytest.raises(ValueError, match="the run's engines are trainer, evaluator"):
+        on("x", engine="validator")
