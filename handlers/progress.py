@@ -54,6 +54,7 @@ class ProgressPlugin(Plugin):
         self.redirect: Any = None
         self.notebook = in_notebook()
         if not ctx.is_main_process or not (self.progress_always or sys.stderr.isatty() or self.notebook):
+            self.idle_reason = "off: output is not a terminal (--progress-always shows the bar anyway)"
             return
         self.ctx = ctx
         self.images, self.start = 0, 0.0

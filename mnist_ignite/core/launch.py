@@ -55,6 +55,7 @@ class HandlerCalls:
 
     plugin: str
     calls: dict[str, int]
+    idle_reason: str = ""  # a plugin's own word on why it attached nothing (``idle_reason``)
 
     @property
     def fired(self) -> bool:
@@ -108,7 +109,7 @@ def _handler_calls(ctx: RunContext) -> list[HandlerCalls]:
             for (owner, label), n in getattr(engine, "calls", {}).items():
                 if owner == id(plugin):
                     calls[f"{engine.role} {label}"] = n
-        found.append(HandlerCalls(plugin.name, calls))
+        found.append(HandlerCalls(plugin.name, calls, str(getattr(plugin, "idle_reason", "") or "")))
     return found
 
 

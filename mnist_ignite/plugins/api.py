@@ -9,6 +9,7 @@ A plugin is an object with a ``name`` and ``attach(ctx)``; it hooks itself onto 
   under the plugin's name, whatever order plugins attach in. It must hold only tensors, numbers,
   strings, lists and dicts (checkpoints load with ``weights_only=True``); anything else fails at
   the first checkpoint, naming the plugin.
+* ``idle_reason``: set in ``attach`` when it chose to attach nothing (``--fast-dev-run`` shows it);
 * ``close()``: called once by the core when the run ends, succeeded or failed. (Never listen to
   ``Events.EXCEPTION_RAISED``: a handler there makes Ignite swallow every exception.)
 

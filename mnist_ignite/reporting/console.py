@@ -186,7 +186,7 @@ def fast_dev_run_summary(outcome: Outcome) -> str:
             reasons = "; ".join(_never_fired(label, n) for label in calls.calls)
             idle.append(f"  {calls.plugin}: {reasons}")
         else:
-            idle.append(f"  {calls.plugin}: registered no handler")
+            idle.append(f"  {calls.plugin}: {calls.idle_reason or 'registered no handler'}")
     batches = f"{_plural(n, 'training batch')} and {_plural(n, 'evaluation batch')}".replace("batchs", "batches")
     lines = [
         f"fast-dev-run passed: {batches} went through the model"
