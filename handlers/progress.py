@@ -2,8 +2,8 @@
 
 Like the seed's tqdm bar: the bar runs through the epoch, shows the epoch's train loss and
 accuracy while the evaluation runs, and on a terminal gives its place to the epoch line (the
-console report's, at ``RunEvents.EPOCH_END``): one line per finished epoch. Into a pipe
-(``--progress-always``) the bar's final line is kept, as a log has no line to rewrite.
+console report's, at ``RunEvents.EPOCH_END``): one line per finished epoch. In a notebook (the
+seed's bar, then its test line) and into a pipe (``--progress-always``) the bar's final line stays.
 
 While the bar is live, ``print()`` from any handler writes above it (:func:`mnist_ignite.log.lines_above_bar`),
 never into it; ``ctx.log(...)`` is the documented way to write a line.
@@ -73,8 +73,9 @@ class ProgressPlugin(Plugin):
         length = state.epoch_length
         self.images, self.start, self.sums, self.completed = 0, time.perf_counter(), None, False
         stream = sys.stdout if self.notebook else sys.stderr
-        # a terminal or a notebook rewrites the bar's line; a pipe keeps every line, so the last one stays
-        self.leave = not (self.notebook or stream.isatty())
+        # a terminal: the epoch line takes the bar's place; a notebook (the seed's own bar and test line)
+        # and a pipe keep the bar's final line
+        self.leave = not stream.isatty()
         self.bar = tqdm(
             total=length,
             initial=state.iteration % length if length else 0,  # a resumed epoch starts where it stopped

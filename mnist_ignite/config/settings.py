@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "check_value",
     "default_data_dir",
     "flat_settings",
+    "is_device_name",
     "settings",
     "short_value",
     "value_type",
@@ -49,12 +51,18 @@ RUN_DEFINING = (
     "seed",
     "lr",
     "momentum",
+    "optimizer",
+    "weight_decay",
+    "grad_clip",
+    "accumulate",
+    "augment",
     "pipeline",
     "precision",
 )
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PIPELINES = ("tensor", "torchvision")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
 
 
@@ -95,6 +103,11 @@ def _seed_list(text: str) -> list[int] | None:
         return None
     ok = seeds and len(set(seeds)) == len(seeds) and all(0 <= s < 2**63 for s in seeds)
     return seeds if ok else None
+
+
+def is_device_name(v: Any) -> bool:
+    """The form of a torch device string, checked without importing torch (--help stays instant)."""
+    return isinstance(v, str) and re.fullmatch(r"auto|[a-z][a-z0-9_]*(:\d+)?", v) is not None
 
 
 def _positive(v: Any) -> bool:
@@ -168,6 +181,39 @@ class Config:
     momentum: float = _setting(
         0.9, help="SGD momentum", group="training", check=lambda v: 0 <= v < 1, rule="must be in [0, 1)"
     )
+    optimizer: str = _setting(
+        "sgd",
+        help="torch.optim's SGD (with --momentum), Adam, AdamW or Adadelta, with their default betas/rho; "
+        "the seed's is SGD",
+        group="training",
+        choices=OPTIMIZERS,
+    )
+    weight_decay: float = _setting(
+        0.0,
+        help="L2 penalty (decoupled for adamw), the optimizer's weight_decay",
+        group="training",
+        check=lambda v: 0 <= v < math.inf,
+        rule="must be a finite number >= 0",
+    )
+    grad_clip: float | None = _setting(
+        None,
+        help="clip the gradients' total norm to this before each update (torch.nn.utils.clip_grad_norm_)",
+        group="training",
+        check=lambda v: v is None or 0 < v < math.inf,
+        rule="must be a finite number > 0",
+        metavar="NORM",
+    )
+    accumulate: int = _setting(
+        1,
+        help="update once every N batches, their gradients averaged (an effective batch of N x --batch-size)",
+        group="training",
+        check=_positive,
+        rule="must be > 0",
+        metavar="N",
+    )
+    augment: bool = _setting(
+        True, help="train without the seed's random rotation and scale", group="data", flag="--no-augment"
+    )
     seed: int = _setting(
         1,
         help="seed for weights, data order and augmentation",
@@ -175,7 +221,14 @@ class Config:
         check=lambda v: 0 <= v < 2**63,
         rule="must be between 0 and 2**63 - 1",
     )
-    device: str = _setting("auto", help="auto = cuda, then mps, then cpu", group="training", choices=DEVICES)
+    device: str = _setting(
+        "auto",
+        help="auto = the accelerator torch reports (cuda, mps, xpu, ...), else cpu; or a device type with an "
+        "optional index (cpu, cuda, cuda:1, mps, xpu)",
+        group="training",
+        check=is_device_name,
+        rule="must be auto, cpu, or a device type with an optional index (cuda:1)",
+    )
     precision: str = _setting(
         "auto",
         help="autocast dtype; auto = bf16 where the hardware runs it natively, fp16 on pre-Ampere GPUs, else fp32",

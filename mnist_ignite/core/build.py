@@ -34,6 +34,7 @@ from mnist_ignite.core.data import (
 from mnist_ignite.core.device import choose_precision
 from mnist_ignite.core.engines import create_evaluator, create_trainer
 from mnist_ignite.core.history import History, attach_epoch_record
+from mnist_ignite.core.optimizer import build_optimizer, graphable
 from mnist_ignite.core.target import TimeToAccuracy
 from mnist_ignite.errors import ConfigError, DataError
 from mnist_ignite.models.registry import build_model
@@ -48,7 +49,8 @@ def build_data(config: Config, device: torch.device, rank: int = 0, world: int =
     """Training and evaluation iterables for the configured pipeline, sharded by rank."""
     tv = config.pipeline == "torchvision"
     if tv:  # the seed's PIL path: torchvision datasets with transforms
-        train_set = load_mnist(config.data_dir, True, get_train_transforms(), config.download)
+        train_transforms = get_train_transforms() if config.augment else get_test_transforms()
+        train_set = load_mnist(config.data_dir, True, train_transforms, config.download)
         test_set = load_mnist(config.data_dir, False, get_test_transforms(), config.download)
     else:  # idx files straight into tensors: no torchvision import, no dataset objects
         train_set = read_mnist(config.data_dir, True, config.download)
@@ -83,7 +85,13 @@ def build_data(config: Config, device: torch.device, rank: int = 0, world: int =
             TensorEvalLoader(images[rank::world], targets[rank::world], config.eval_batch_size, device),
         )
     train = TensorTrainLoader(
-        train_set.data[:n_train], train_set.targets[:n_train], per_rank_batch, config.seed, device, shard=(rank, world)
+        train_set.data[:n_train],
+        train_set.targets[:n_train],
+        per_rank_batch,
+        config.seed,
+        device,
+        shard=(rank, world),
+        augment=config.augment,
     )
     evaluation = TensorEvalLoader(
         test_set.data[:n_eval][rank::world], test_set.targets[:n_eval][rank::world], config.eval_batch_size, device
@@ -122,13 +130,19 @@ def build_run(
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = idist.auto_model(net, sync_bn=False) if world > 1 else net
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = build_optimizer(config, model.parameters())
     if world > 1:
         optimizer = idist.auto_optim(optimizer)
     forward = torch.compile(model) if config.compile else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    graphs = config.cuda_graphs and device.type == "cuda" and world == 1 and isinstance(train_data, TensorTrainLoader)
+    graphs = (
+        config.cuda_graphs
+        and device.type == "cuda"
+        and world == 1
+        and isinstance(train_data, TensorTrainLoader)
+        and graphable(config)  # the graph's own SGD kernels: plain SGD, one batch per update
+    )
     trainer = create_trainer(
         model,
         optimizer,
@@ -137,6 +151,8 @@ def build_run(
         channels_last,
         forward,
         cuda_graph_batch=train_data.batch_size if graphs else None,
+        grad_clip=config.grad_clip,
+        accumulate=config.accumulate,
     )
     evaluator = create_evaluator(model, device, precision.dtype, channels_last)
     for engine in (trainer, evaluator):  # failures are reported once, by the command line, in plain words

@@ -13,21 +13,41 @@ from mnist_ignite.config.settings import DEVICES, PRECISIONS
 __all__ = ["Precision", "choose_precision", "resolve_precision", "select_device"]
 
 
+def _accelerator() -> torch.device | None:
+    """The accelerator torch reports (cuda, mps, xpu, ...: ``torch.accelerator``), or None."""
+    api = getattr(torch, "accelerator", None)
+    if api is not None and api.is_available():
+        return api.current_accelerator()
+    if torch.cuda.is_available():  # a torch without torch.accelerator
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return None
+
+
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; a named device must be available."""
+    """``auto`` picks the accelerator torch reports, else the CPU; a named device (any type torch
+    knows, with an optional index: ``cuda:1``, ``xpu``) must be there."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in DEVICES:
-        raise ValueError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but torch sees no CUDA GPU")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps asked for, but MPS is not available")
-    return torch.device(name)
+        return _accelerator() or torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"unknown device {name!r}; choose auto, cpu or an accelerator type torch knows "
+            f"({', '.join(DEVICES[2:])}, xpu, ...)"
+        ) from None
+    if device.type == "cpu":
+        return device
+    found = _accelerator()
+    if found is None or found.type != device.type:
+        there = f"torch sees {found.type}" if found is not None else "torch sees no accelerator here"
+        raise ValueError(f"--device {name} asked for, but {there} (--device auto picks what there is)")
+    module = getattr(torch, device.type, None)
+    count = module.device_count() if module is not None and hasattr(module, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"--device {name} asked for, but torch sees {count} {device.type} device(s)")
+    return device
 
 
 def _cpu_flag(name: str) -> bool:

@@ -180,6 +180,8 @@ def create_trainer(
     channels_last: bool = False,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cuda_graph_batch: int | None = None,
+    grad_clip: float | None = None,
+    accumulate: int = 1,
 ) -> RunEngine:
     """The trainer, with ``train_loss`` (mean of batch losses) and ``train_acc`` over each epoch.
 
@@ -188,6 +190,7 @@ def create_trainer(
     the step as a CUDA graph for batches of that size. fp16 (``dtype=torch.float16``) trains
     with dynamic loss scaling: ``trainer.grad_scaler`` is its :class:`LossScaler` (checkpoint it
     for an exact resume; ``skipped_steps`` counts the skipped updates), ``None`` otherwise.
+    ``grad_clip`` clips the gradients' total norm; ``accumulate`` updates once every N batches.
     """
     scaler = LossScaler(device) if dtype == torch.float16 else None
     if cuda_graph_batch:
@@ -195,7 +198,7 @@ def create_trainer(
             model, optimizer, device, dtype, channels_last, forward, scaler, batch_size=cuda_graph_batch
         )
     else:
-        step = TrainStep(model, optimizer, device, dtype, channels_last, forward, scaler)
+        step = TrainStep(model, optimizer, device, dtype, channels_last, forward, scaler, grad_clip, accumulate)
     trainer = RunEngine(step, "trainer")
     trainer.grad_scaler = scaler  # type: ignore[attr-defined]
     metrics = {

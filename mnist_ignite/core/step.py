@@ -105,6 +105,8 @@ class TrainStep:
         channels_last: bool = False,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
         scaler: LossScaler | None = None,
+        grad_clip: float | None = None,
+        accumulate: int = 1,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -113,6 +115,8 @@ class TrainStep:
         self.channels_last = channels_last
         self.forward = model if forward is None else forward
         self.scaler = scaler
+        self.grad_clip = grad_clip
+        self.accumulate = accumulate
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward under autocast and the nll loss in fp32; returns (loss, log-probabilities)."""
@@ -131,16 +135,32 @@ class TrainStep:
     def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         self.model.train()
         x, y = prepare_batch(batch, self.device, self.channels_last)
-        self.optimizer.zero_grad(set_to_none=True)
+        # --accumulate N: gradients of N batches averaged, one update; an epoch's last batch always updates
+        n = self.accumulate
+        iteration, length = (engine.state.iteration, engine.state.epoch_length or 0) if n > 1 else (1, 0)
+        if n == 1 or (iteration - 1) % n == 0:
+            self.optimizer.zero_grad(set_to_none=True)
         loss, y_pred = self._loss(x, y)
+        update = n == 1 or iteration % n == 0 or (length and iteration % length == 0)
+        scaled = loss / n if n > 1 else loss
         if self.scaler is None:
-            loss.backward()
-            self.optimizer.step()
+            scaled.backward()
+            if update:
+                self._clip()
+                self.optimizer.step()
         else:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)  # reads the inf flag on the host (GradScaler's own sync)
-            self.scaler.update()
+            self.scaler.scale(scaled).backward()
+            if update:
+                if self.grad_clip is not None:
+                    self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+                self._clip()
+                self.scaler.step(self.optimizer)  # reads the inf flag on the host (GradScaler's own sync)
+                self.scaler.update()
         return self._output(loss, y_pred, y)
+
+    def _clip(self) -> None:
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
 
 
 def _sgd_momentum_(

@@ -40,15 +40,16 @@ def test_auto_picks_cuda_then_mps_then_cpu(
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("cuda", "--device cuda asked for, but torch sees no CUDA GPU"),
-        ("mps", "--device mps asked for, but MPS is not available"),
-        ("tpu", "unknown device 'tpu'; choose from auto, cpu, cuda, mps"),
+        ("cuda", "--device cuda asked for, but torch sees no accelerator here"),
+        ("mps", "--device mps asked for, but torch sees no accelerator here"),
+        ("tpu", "unknown device 'tpu'; choose auto, cpu or an accelerator type torch knows"),
     ],
 )
 def test_a_named_device_must_exist(monkeypatch: pytest.MonkeyPatch, name: str, message: str) -> None:
     """Asking for a device that is not there fails at once, instead of training elsewhere unnoticed."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
     with pytest.raises(ValueError, match=message):
         select_device(name)
     assert select_device("cpu") == CPU

@@ -28,7 +28,7 @@ TINY = "mnist_ignite.testing:TinyNet"
         ({"fast_dev_run": 1, "repeat": 2}, "--fast-dev-run is a smoke test in a temporary folder"),
         ({"repeat": 2, "seeds": "1,2"}, "--repeat and --seeds both choose the seeds"),
         ({"epochs": 0}, "--epochs must be > 0, got 0"),  # each setting's own rule, checked here too
-        ({"device": "cuda"}, "--device cuda asked for, but torch sees no CUDA GPU"),
+        ({"device": "cuda"}, "--device cuda asked for, but torch sees no accelerator here"),
     ],
 )
 def test_impossible_settings_are_refused_before_anything_runs(

@@ -11,10 +11,17 @@ import argparse
 from pathlib import Path
 
 from mnist_ignite.config.argv import DefaultsHelpFormatter, Parser
-from mnist_ignite.config.settings import DEVICES, default_data_dir
+from mnist_ignite.config.settings import default_data_dir, is_device_name
 from mnist_ignite.log import PROG
 
 __all__ = ["PROG", "add_data_arg", "add_device_arg", "add_trust_arg", "command_parser", "data_dir_of_run"]
+
+
+def _device(text: str) -> str:
+    """``--device``'s form (auto, cpu, cuda:1, ...); whether torch has it is checked once it loads."""
+    if not is_device_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: auto, cpu, or a type with an index (cuda:1)")
+    return text
 
 
 def command_parser(name: str, description: str, epilog: str | None = None) -> Parser:
@@ -33,7 +40,12 @@ def add_data_arg(parser: argparse.ArgumentParser) -> None:
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
     """``--device``, as in training."""
-    parser.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, then mps, then cpu")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        type=_device,
+        help="auto = the accelerator torch reports, else cpu; or cpu, cuda, cuda:1, mps, xpu",
+    )
 
 
 def add_trust_arg(parser: argparse.ArgumentParser) -> None:

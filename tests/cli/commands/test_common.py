@@ -45,7 +45,7 @@ def test_the_common_arguments_and_their_defaults(argv: list[str], expected: dict
     ("argv", "message"),
     [
         (["--trust"], "unknown option --trust (did you mean --trust-code?)"),  # never abbreviated
-        (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+        (["--device", "gpu 0"], "argument --device: 'gpu 0' is not a device"),
         (["--epochs", "2"], "unknown option --epochs"),
     ],
 )
