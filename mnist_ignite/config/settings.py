@@ -306,6 +306,15 @@ class Config:
         check=lambda v: 0 < v < 65536,
         rule="must be a TCP port (1-65535)",
     )
+    log_every: int | None = _setting(
+        None,
+        help="a timestamped line every N iterations (loss, acc, img/s since the last line); by default 10 per "
+        "epoch when stdout is not a terminal (a log, CI), none on one (the bar shows it); 0: never",
+        group="output and resume",
+        check=lambda v: v is None or v >= 0,
+        rule="must be >= 0",
+        metavar="N",
+    )
     target_acc: float | None = _setting(
         None,
         help="stop when test accuracy reaches this %% and record the epoch and seconds it took (time-to-accuracy)",

@@ -76,3 +76,24 @@ def test_the_footer_lists_the_declared_outputs_that_exist(tmp_path: Path) -> Non
     outputs = [(Output("metrics.json"), tmp_path / "metrics.json"), (Output("plots/"), tmp_path / "plots")]
     outcome = Outcome(config=Config(output_dir=str(tmp_path)), rows=[], results=None, outputs=outputs)
     assert footer(outcome) == f"  outputs in {tmp_path}: metrics.json, plots/"
+
+
+def test_log_every_defaults_to_ten_lines_an_epoch_into_a_log_and_none_on_a_terminal() -> None:
+    from mnist_ignite.reporting.console import log_every
+
+    assert log_every(None, 938, interactive=False) == 94
+    assert log_every(None, 5, interactive=False) == 1
+    assert log_every(None, 938, interactive=True) == 0
+    assert log_every(0, 938, interactive=False) == 0 and log_every(25, 938, interactive=True) == 25
+
+
+def test_a_timestamped_line_every_n_iterations(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from mnist_ignite.reporting.console import ConsoleReport
+
+    run_plugin(ConsoleReport(), train=384, log_every=2)  # 6 iterations of 64
+    lines = [line for line in capsys.readouterr().out.splitlines() if " iter " in line]
+    assert [line.split(" iter ")[1].split()[0] for line in lines] == ["2/6", "4/6", "6/6"], lines
+    shape = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  epoch 1/1  iter \d/6  loss \d\.\d{4}  acc \d+\.\d\d%  [\d,]+ img/s$"
+    assert all(re.match(shape, line) for line in lines), lines
