@@ -31,12 +31,13 @@ from mnist_ignite.core.data import (
     make_torchvision_loader,
     read_mnist,
 )
-from mnist_ignite.core.device import choose_precision
+from mnist_ignite.core.device import channels_last_refusal, choose_precision
 from mnist_ignite.core.engines import create_evaluator, create_trainer
 from mnist_ignite.core.history import History, attach_epoch_record
 from mnist_ignite.core.optimizer import build_optimizer, graphable
 from mnist_ignite.core.target import TimeToAccuracy
 from mnist_ignite.errors import ConfigError, DataError
+from mnist_ignite.log import note
 from mnist_ignite.models.registry import build_model
 from mnist_ignite.plugins.api import RunContext
 from mnist_ignite.plugins.events import RunEvents
@@ -129,6 +130,12 @@ def build_run(
     net = (build_model(config.model, config.model_args) if net is None else net).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+        refusal = channels_last_refusal(net, device)
+        if refusal is not None:  # e.g. x.view(B, -1) after a convolution: NCHW, as the model was written
+            channels_last = False
+            net = net.to(memory_format=torch.contiguous_format)
+            if is_main:
+                note(f"{type(net).__name__} does not take channels_last input ({refusal}): training in NCHW")
     model = idist.auto_model(net, sync_bn=False) if world > 1 else net
     optimizer = build_optimizer(config, model.parameters())
     if world > 1:

@@ -10,7 +10,7 @@ import torch
 
 from mnist_ignite.config.settings import DEVICES, PRECISIONS
 
-__all__ = ["Precision", "choose_precision", "resolve_precision", "select_device"]
+__all__ = ["Precision", "channels_last_refusal", "choose_precision", "resolve_precision", "select_device"]
 
 
 def _accelerator() -> torch.device | None:
@@ -128,3 +128,35 @@ def choose_precision(precision: str, device: torch.device) -> Precision:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (``None`` = fp32); see :func:`choose_precision`."""
     return choose_precision(precision, device).dtype
+
+
+def _forward_error(model: torch.nn.Module, x: torch.Tensor) -> str | None:
+    was_training = model.training
+    model.eval()  # no batch-norm statistics move, no dropout
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception as err:  # the user's forward: anything it raises
+        return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
+    finally:
+        model.train(was_training)
+    return None
+
+
+def channels_last_refusal(model: torch.nn.Module, device: torch.device) -> str | None:
+    """Why ``model`` (already in channels_last) cannot take a channels_last batch, or None when it can.
+
+    One forward on a batch of two 1x28x28 images, each layout: a forward that fails in NCHW too is
+    the model's own error, left for the run to report; one that fails only in channels_last (a
+    ``view`` after a convolution) trains in NCHW instead.
+    """
+    from mnist_ignite.models.layers import INPUT_SIZE
+
+    x = torch.zeros(2, *INPUT_SIZE, device=device)
+    error = _forward_error(model, x.to(memory_format=torch.channels_last))
+    if error is None:
+        return None
+    model.to(memory_format=torch.contiguous_format)
+    plain = _forward_error(model, x)
+    model.to(memory_format=torch.channels_last)
+    return error if plain is None else None

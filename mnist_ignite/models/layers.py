@@ -266,8 +266,10 @@ def format_table(s: ModelSummary) -> str:
     last = s.last_field
     if last is not None:
         size = "x".join(map(str, s.input_size[1:]))
+        capped = tuple(min(r, side) for r, side in zip(last.rf, s.input_size[1:], strict=False))
+        field = "the whole image" if capped == tuple(s.input_size[1:]) else f"{_dims(capped)} px"
         rows.append(
-            f"Receptive field of the last conv/pool layer ({last.name}): {_dims(last.rf)} px of the {size} input, "
+            f"Receptive field of the last conv/pool layer ({last.name}): {field} of the {size} input, "
             f"jump {_dims(last.jump)}"
         )
     rows.append(line)
@@ -293,23 +295,43 @@ def summary(model: nn.Module, input_size: Sequence[int] = INPUT_SIZE) -> str:
 def model_stats(model: nn.Module, input_size: Sequence[int] = INPUT_SIZE) -> dict[str, Any]:
     """The numbers a run header prints: parameters, forward FLOPs per image, the last conv/pool's field.
 
-    ``receptive_field`` and ``jump`` are ints (the largest over the spatial dims), None for a
-    model without convolutions or pooling.
+    ``receptive_field`` and ``jump`` are ints (the largest over the spatial dims, the field capped
+    at the input's size: no pixel sees more than the whole image), None for a model without
+    convolutions or pooling. A model whose forward fails on a dummy batch still gets its parameter
+    count; ``error`` then says what failed (a header never turns a model error into a traceback).
     """
-    s = describe(model, input_size)
+    try:
+        s = describe(model, input_size)
+    except Exception as err:  # the user's forward: any error it raises
+        params = [p for p in model.parameters() if not isinstance(p, nn.parameter.UninitializedParameter)]
+        parameters = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        return {
+            "parameters": parameters,
+            "trainable_parameters": trainable,
+            "flops_per_image": None,
+            "receptive_field": None,
+            "jump": None,
+            "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": "),
+        }
     last = s.last_field
+    side = max(input_size[-2:])
     return {
         "parameters": s.parameters,
         "trainable_parameters": s.trainable,
         "flops_per_image": s.flops,
-        "receptive_field": max(last.rf) if last is not None and last.rf else None,
+        "receptive_field": min(max(last.rf), side) if last is not None and last.rf else None,
         "jump": max(last.jump) if last is not None and last.jump else None,
     }
 
 
 def stats_line(stats: dict[str, Any]) -> str:
     """``model_stats`` as one line: '593,200 parameters, 74.53M FLOPs/image forward, receptive field 16 px (jump 4)'."""
+    if stats["flops_per_image"] is None:
+        return f"{stats['parameters']:,} parameters (FLOPs unknown: {stats.get('error') or 'no forward'})"
     text = f"{stats['parameters']:,} parameters, {_si(stats['flops_per_image'])} FLOPs/image forward"
     if stats["receptive_field"] is not None:
-        text += f", receptive field {stats['receptive_field']} px (jump {stats['jump']})"
+        side = INPUT_SIZE[-1]
+        field = "the whole image" if stats["receptive_field"] >= side else f"{stats['receptive_field']} px"
+        text += f", receptive field {field} (jump {stats['jump']})"
     return text

@@ -138,3 +138,33 @@ def test_a_plugin_failing_when_the_run_is_ready_is_named(mnist: Path) -> None:
     train, evaluation = build_data(c, CPU)
     with pytest.raises(PluginError, match=r"handler 'restorer' failed in trainer READY.*KeyError: 'missing'"):
         build_run(c, CPU, train, evaluation, plugins=[Restorer()])
+
+
+VIEW_NET = """\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ViewNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return F.log_softmax(self.fc(F.relu(self.conv(x)).view(x.size(0), -1)), dim=1)
+"""
+
+
+def test_a_model_that_views_after_a_conv_trains_in_nchw_with_a_note(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """channels_last is chosen per model: a forward that cannot take it trains as it was written."""
+    from mnist_ignite.testing import run_plugin
+
+    (tmp_path / "viewnet.py").write_text(VIEW_NET)
+    with caplog.at_level("INFO", logger="mnist_ignite"):
+        run = run_plugin(model=f"{tmp_path / 'viewnet.py'}:ViewNet", train=128)
+    assert "ViewNet does not take channels_last input (RuntimeError: view size is not compatible" in caplog.text
+    assert run.outcome.rows and run.ctx.model.conv.weight.is_contiguous()
+    assert run_plugin(train=128).ctx.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -157,3 +157,34 @@ def test_stats_line() -> None:
 def test_a_bf16_model_gets_bf16_input() -> None:
     s = describe(Net().to(torch.bfloat16))
     assert s.flops == 74_527_976 and s.layers[-1].output_shape == (10,)
+
+
+def test_a_model_whose_forward_fails_still_gets_its_parameters_and_no_traceback() -> None:
+    from torch import nn
+
+    from mnist_ignite.models.layers import model_stats, stats_line
+
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 10)
+
+        def forward(self, x):
+            return self.fc(x)  # a 28x28 image is not 3 features
+
+    stats = model_stats(Broken())
+    assert stats["parameters"] == 40 and stats["flops_per_image"] is None
+    assert stats_line(stats).startswith("40 parameters (FLOPs unknown: RuntimeError: ")
+
+
+def test_a_receptive_field_past_the_input_is_the_whole_image() -> None:
+    from torch import nn
+
+    from mnist_ignite.models.layers import model_stats, stats_line
+
+    wide = nn.Sequential(
+        nn.Conv2d(1, 2, 15, padding=7), nn.Conv2d(2, 2, 15, padding=7), nn.Flatten(), nn.Linear(1568, 10)
+    )
+    stats = model_stats(wide)
+    assert stats["receptive_field"] == 28
+    assert "receptive field the whole image" in stats_line(stats)
