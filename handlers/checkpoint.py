@@ -134,7 +134,7 @@ class CheckpointPlugin(Plugin):
         """Restore the newest loadable checkpoint (``--resume auto`` falls back past damaged ones, saying so)."""
         from ignite.handlers import Checkpoint
 
-        from mnist_ignite.core.checkpoint import KEYS, read_checkpoint
+        from mnist_ignite.core.checkpoint import KEYS, check_epoch_length, read_checkpoint
         from mnist_ignite.core.rundir import FINAL_MODEL, RESULTS
         from mnist_ignite.log import note, warn
 
@@ -154,14 +154,18 @@ class CheckpointPlugin(Plugin):
             return
         for i, path in enumerate(candidates):
             try:
-                state = read_checkpoint(path, ctx.epoch_length)
+                state = read_checkpoint(path)
                 break
             except CheckpointLoadError as err:
                 if i + 1 == len(candidates) or "damaged" not in str(err):
                     raise
                 warn(f"{err}; trying the previous checkpoint")
-        to_load = {k: self.to_save[k] for k in KEYS if k in self.to_save}
-        to_load |= {k: v for k, v in self.to_save.items() if k not in to_load}
+        settings = self.to_save.get("settings")
+        if settings is not None and isinstance(state.get("settings"), dict):
+            settings.load_state_dict(state["settings"])  # every differing setting in one refusal, first
+        check_epoch_length(path, state, ctx.epoch_length)
+        to_load = {k: self.to_save[k] for k in KEYS if k in self.to_save and k != "settings"}
+        to_load |= {k: v for k, v in self.to_save.items() if k not in to_load and k != "settings"}
         to_load["checkpointer"] = self.last
         try:
             Checkpoint.load_objects(to_load, dict(state))

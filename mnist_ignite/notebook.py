@@ -96,6 +96,10 @@ class Model:
         self.stopped = False  # a handler (early stopping, time limit) ended training
         self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
         self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))
+        from mnist_ignite.core.results import StartupClock, run_clock_base
+
+        self._clock = StartupClock(run_clock_base())
+        self._clock.attach(self.trainer)
         self._finalizer = weakref.finalize(self, _finish, list(self.ctx.plugins), self._rundir)
 
     @property
@@ -129,7 +133,22 @@ class Model:
         self._unread_record = record is not None and record["epoch"] == epoch + 1
         self.results["train_losses"].append(loss)
         self.results["train_acc"].append(acc)
+        if self._rundir is not None and self._unread_record:
+            self._save()
         return loss, acc
+
+    def _save(self) -> None:
+        """A folder you named holds a run like the CLI's after each epoch: config.json, final_model.pt and
+        results.json, so ``evaluate``, ``export``, ``predict`` and ``compare`` take it."""
+        from mnist_ignite.core.files import save_json, save_torch
+        from mnist_ignite.core.results import summarize, write_results
+        from mnist_ignite.core.rundir import CONFIG, FINAL_MODEL
+
+        folder = Path(self.ctx.config.output_dir)
+        epochs = max(self.ctx.config.epochs, self.trainer.state.epoch)
+        save_json(folder / CONFIG, dataclasses.replace(self.ctx.config, epochs=epochs).to_dict())
+        save_torch(folder / FINAL_MODEL, self.model.state_dict())
+        write_results(self.ctx, summarize(self.ctx, self._clock))
 
     def test(self) -> tuple[float, float]:
         """Test without gradients; append and return (mean loss, accuracy %).

@@ -167,6 +167,7 @@ def run_plugin(
         model=model,
         handlers=list(handlers),
         output_dir=str(folder),
+        given=frozenset({"epochs", "model", *settings}),  # what this call names; a resume adopts the rest
         **settings,
     )
     outcome = launch(dataclasses.replace(config), [*plugins, capture])

@@ -146,3 +146,34 @@ def test_the_facade_refuses_a_named_folder_that_holds_a_run_and_typos_in_options
     again.close()
     with pytest.raises(ConfigError, match=r"patiense=2\): unknown option patiense \(did you mean patience\?\)"):
         Model(*loaders, device="cpu", handlers=["early_stopping"], patiense=2)
+
+
+def test_a_notebook_run_folder_is_a_run_that_the_commands_take(tmp_path: Path) -> None:
+    """Model(output_dir=...) writes config.json, final_model.pt and results.json after each epoch."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from mnist_ignite.artifacts.trained import load_trained
+    from mnist_ignite.cli import main
+    from mnist_ignite.core.data import read_mnist
+    from mnist_ignite.model import Model
+    from mnist_ignite.testing import fake_mnist
+
+    data = fake_mnist(tmp_path / "data", train=128, test=64)
+
+    def loader(train: bool) -> DataLoader:
+        split = read_mnist(str(data), train, False)
+        x = (split.data.float() / 255 - 0.1307).div(0.3081).unsqueeze(1)
+        return DataLoader(TensorDataset(x, split.targets), batch_size=64)
+
+    folder = tmp_path / "nb"
+    model = Model(loader(True), loader(False), device="cpu", handlers=[], output_dir=folder)
+    model.run(num_epochs=1)
+    assert {"config.json", "final_model.pt", "results.json"} <= {p.name for p in folder.iterdir()}
+    assert __import__("json").loads((folder / "results.json").read_text())["epochs"] == 1
+    trained = load_trained(str(folder), torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(trained.model.parameters(), model.model.parameters(), strict=True))
+    code = main(
+        ["evaluate", str(folder), "--data-dir", str(data), "--device", "cpu", "--output-dir", str(tmp_path / "e")]
+    )
+    assert code == 0

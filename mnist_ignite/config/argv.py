@@ -226,7 +226,15 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
     model_args = toml_values.pop("model_args", {})
     parser.set_defaults(**toml_values)
     values = vars(parser.parse_args(argv))
+    named = {
+        a.dest
+        for a in parser._actions  # argparse keeps its actions in _actions
+        for arg in argv
+        for flag in a.option_strings
+        if arg == flag or arg.startswith(flag + "=")
+    }
     config = Config(
+        given=frozenset(named | set(toml_values) | ({"model_args"} if model_args or values["model_arg"] else set())),
         **{f.name: values[f.name] for f, _ in settings()},
         model_args=model_args | dict(parse_model_arg(a) for a in values["model_arg"]),
         handlers=names,

@@ -371,9 +371,13 @@ class Config:
     # chosen with --handler/--no-handler (and the switches), not flags of their own
     handlers: list[str] = field(default_factory=lambda: list(DEFAULT_HANDLERS))
     options: dict[str, Any] = field(default_factory=dict)  # plugin options by dest name
+    # the settings the user named (flags, TOML keys, keywords): a resumed run adopts the others from its config.json
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        del values["given"]
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

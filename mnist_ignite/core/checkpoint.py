@@ -121,13 +121,19 @@ def read_checkpoint(path: Path, epoch_length: int | None = None) -> Mapping[str,
     meta = state.get("meta") if isinstance(state, Mapping) else None
     if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
         raise CheckpointLoadError(f"{path} is not an mnist-ignite checkpoint (no '{FORMAT}' header)")
+    if epoch_length is not None:
+        check_epoch_length(path, state, epoch_length)
+    return state
+
+
+def check_epoch_length(path: Path, state: Mapping[str, Any], epoch_length: int) -> None:
+    """A resumed run goes on where it stopped only with the same iterations per epoch."""
     made_with = state.get("trainer", {}).get("epoch_length")
-    if epoch_length is not None and made_with != epoch_length:
+    if made_with != epoch_length:
         raise CheckpointLoadError(
             f"{path} was made with {made_with} iterations per epoch, this run has {epoch_length}: "
             "keep --batch-size, --max-train-samples and --nproc-per-node as they were"
         )
-    return state
 
 
 def model_record(state: Any) -> tuple[str, dict[str, Any]] | None:
@@ -223,7 +229,11 @@ class RunSettings:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
-        changed = [f"{k}: {state.get(k)!r} -> {mine[k]!r}" for k in mine if k in state and state.get(k) != mine[k]]
+        changed = [
+            f"{k.replace('_', '-')} {state.get(k)!r} -> {mine[k]!r}"
+            for k in mine
+            if k in state and state.get(k) != mine[k]
+        ]
         if changed and not self.config.resume_force:
             raise CheckpointLoadError(
                 "the checkpoint's run was made with other settings (" + "; ".join(changed) + "). "

@@ -13,7 +13,7 @@ import dataclasses
 from datetime import datetime
 from pathlib import Path
 
-from mnist_ignite.config.settings import Config, check_settings
+from mnist_ignite.config.settings import RUN_DEFINING, Config, check_settings
 from mnist_ignite.core.checkpoint import run_dir_of
 from mnist_ignite.core.rundir import CONFIG, read_run_config
 from mnist_ignite.errors import ConfigError
@@ -76,9 +76,13 @@ def absolute_model_spec(spec: str) -> str:
     return spec
 
 
+ADOPTED = (*RUN_DEFINING, "epochs", "data_dir")  # what a resume takes from config.json unless named
+
+
 def _resumed(config: Config, folder: Path) -> Config:
-    """On resume: the lr an ``--lr auto`` run found, and without ``--model`` the model the run was made
-    with (its config.json records both).
+    """On resume: every run-defining setting the user did not name (and ``epochs``, ``data_dir``) from
+    the run's config.json, so ``--output-dir D --resume auto`` alone continues it; the lr an
+    ``--lr auto`` run found; without ``--model`` the model the run was made with.
 
     A recorded spec that imports code (``module:Attr``, ``file.py:Attr``) is used only when it is
     trusted (:func:`~mnist_ignite.models.registry.require_trusted`): a run folder cannot make this
@@ -87,9 +91,34 @@ def _resumed(config: Config, folder: Path) -> Config:
     recorded = read_run_config(folder)
     if recorded is None:
         return config
+    if not config.given:  # a Config built in Python: what differs from the defaults is what the user set
+        defaults = Config()
+        named = frozenset(
+            f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != getattr(defaults, f.name)
+        )
+        config = dataclasses.replace(config, given=named)
+    adopted = {
+        name: recorded[name]
+        for name in ADOPTED
+        if name not in ("model", "model_args", "lr")
+        and name not in config.given
+        and name in recorded
+        and recorded[name] != getattr(config, name)
+    }
+    if adopted:
+        config = dataclasses.replace(config, **adopted)
+        shown = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in adopted.items())
+        note(f"resuming with the run's {shown} (from {folder / CONFIG})")
+    if ("lr" not in config.given or config.lr == "auto") and isinstance(recorded.get("lr"), (int, float)):
+        config = dataclasses.replace(config, lr=float(recorded["lr"]))
     if config.lr == "auto" and isinstance(recorded.get("lr"), (int, float)):
         config = dataclasses.replace(config, lr=float(recorded["lr"]))  # the finder's pick, not a new search
-    if config.model != "seed" or config.model_args or recorded.get("model", "seed") == "seed":
+    if (
+        "model" in config.given
+        or config.model != "seed"
+        or config.model_args
+        or recorded.get("model", "seed") == "seed"
+    ):
         return config
     spec, args = str(recorded["model"]), dict(recorded.get("model_args") or {})
     require_trusted(spec, f"{folder / CONFIG}", config.trust_code)

@@ -97,3 +97,29 @@ def test_resume_keeps_what_the_command_line_says_and_trusts_no_file(tmp_path: Pa
     mine = resolve(dataclasses.replace(config, model="seed", model_args={"x": 1}, lr=0.1))
     assert (mine.model, mine.model_args, mine.lr) == ("seed", {"x": 1}, 0.1)
     assert resolve(dataclasses.replace(config, output_dir=str(tmp_path / "new"))).model == "seed"  # no record
+
+
+def test_resume_auto_adopts_every_setting_the_user_did_not_name(tmp_path: Path) -> None:
+    """``--output-dir D --resume auto`` alone continues a run; --epochs N extends it; a named flag stays."""
+    from mnist_ignite.config.argv import parse_config
+    from mnist_ignite.testing import run_plugin
+
+    run = tmp_path / "run"
+    run_plugin(handlers=["checkpoint"], output_dir=run, batch_size=32, lr=0.05, max_eval_samples=64, epochs=1)
+    alone = resolve(parse_config(["--output-dir", str(run), "--resume", "auto", "--trust-code"]))
+    assert (alone.batch_size, alone.lr, alone.max_eval_samples, alone.epochs) == (32, 0.05, 64, 1)
+    assert alone.model == "mnist_ignite.testing:TinyNet"
+    longer = resolve(
+        parse_config(["--output-dir", str(run), "--resume", "auto", "--trust-code", "--epochs", "3", "--lr", "0.02"])
+    )
+    assert (longer.epochs, longer.lr, longer.batch_size) == (3, 0.02, 32)  # named: kept as given
+
+
+def test_a_resume_that_differs_names_every_difference_at_once(tmp_path: Path) -> None:
+    from mnist_ignite.errors import CheckpointLoadError
+    from mnist_ignite.testing import run_plugin
+
+    run = tmp_path / "run"
+    run_plugin(handlers=["checkpoint"], output_dir=run, batch_size=32, epochs=1)
+    with pytest.raises(CheckpointLoadError, match=r"batch-size 32 -> 64; lr 0.01 -> 0.02\)"):
+        run_plugin(handlers=["checkpoint"], output_dir=run, batch_size=64, lr=0.02, epochs=2, resume="auto")
