@@ -10,7 +10,9 @@ closing lines; the numbers come from ``results.json``, the files from the plugin
 
 from __future__ import annotations
 
+import shlex
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_ignite.log import terminal_width, write_line
@@ -221,6 +223,13 @@ def footer(outcome: Outcome) -> str:
             lines.append(f"  fp16 loss scaling skipped {results['skipped_steps']} step(s) whose gradients overflowed")
     files = [o.path for o, _ in outcome.outputs]
     lines.append(f"  outputs in {outcome.output_dir}: {', '.join(files)}")
+    for output, _ in outcome.outputs:  # the declared "open with" commands, ready to paste
+        if output.open_with:
+            where = shlex.quote(str(Path(outcome.output_dir) / output.path))
+            lines.append(f"  open {output.path} with: {output.open_with.format(path=where)}")
+    if any(o.path == "final_model.pt" for o, _ in outcome.outputs):
+        folder = shlex.quote(str(outcome.output_dir))
+        lines.append(f"  next: mnist-ignite evaluate {folder}  (export, predict, compare take it too)")
     return "\n".join(lines)
 
 

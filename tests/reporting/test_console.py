@@ -97,3 +97,14 @@ def test_a_timestamped_line_every_n_iterations(capsys: pytest.CaptureFixture[str
     assert [line.split(" iter ")[1].split()[0] for line in lines] == ["2/6", "4/6", "6/6"], lines
     shape = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  epoch 1/1  iter \d/6  loss \d\.\d{4}  acc \d+\.\d\d%  [\d,]+ img/s$"
     assert all(re.match(shape, line) for line in lines), lines
+
+
+def test_the_footer_says_what_opens_each_output_and_what_comes_next(tmp_path: Path) -> None:
+    outputs = [
+        (Output("final_model.pt"), tmp_path / "final_model.pt"),
+        (Output("tensorboard/", "events", "tensorboard --logdir {path}"), tmp_path / "tensorboard"),
+    ]
+    outcome = Outcome(config=Config(output_dir=str(tmp_path)), rows=[], results=None, outputs=outputs)
+    lines = footer(outcome).splitlines()
+    assert f"  open tensorboard/ with: tensorboard --logdir {tmp_path / 'tensorboard'}" in lines
+    assert f"  next: mnist-ignite evaluate {tmp_path}  (export, predict, compare take it too)" in lines
