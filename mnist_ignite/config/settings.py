@@ -269,7 +269,8 @@ class Config:
     )
     resume_force: bool = _setting(
         False,
-        help="resume even when data, batch size, seed, optimizer, pipeline or precision differ from the checkpoint's",
+        help="resume even when data subsets, seed, optimizer, lr, pipeline or precision differ from the checkpoint's "
+        "(never the iterations per epoch: --batch-size, --max-train-samples and --nproc-per-node stay)",
         group="output and resume",
     )
     nproc_per_node: int = _setting(

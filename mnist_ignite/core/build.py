@@ -37,7 +37,7 @@ from mnist_ignite.core.history import History, attach_epoch_record
 from mnist_ignite.core.optimizer import build_optimizer, graphable
 from mnist_ignite.core.target import TimeToAccuracy
 from mnist_ignite.errors import ConfigError, DataError
-from mnist_ignite.log import note
+from mnist_ignite.log import note, warn
 from mnist_ignite.models.registry import build_model
 from mnist_ignite.plugins.api import RunContext
 from mnist_ignite.plugins.events import RunEvents
@@ -57,6 +57,10 @@ def build_data(config: Config, device: torch.device, rank: int = 0, world: int =
         train_set = read_mnist(config.data_dir, True, config.download)
         test_set = read_mnist(config.data_dir, False, config.download)
     for name, dataset in (("training", train_set), ("test", test_set)):
+        if len(dataset) == 0:
+            raise DataError(
+                f"the MNIST {name} set under {config.data_dir} holds no images: nothing to train or test on"
+            )
         bad = ((dataset.targets < 0) | (dataset.targets > 9)).nonzero().flatten()
         if len(bad):  # nll_loss would fail deep inside a step, or silently count as wrong on a GPU
             i = int(bad[0])
@@ -78,6 +82,10 @@ def build_data(config: Config, device: torch.device, rank: int = 0, world: int =
     n_train = min(config.max_train_samples or len(train_set), len(train_set))
     n_eval = min(config.max_eval_samples or len(test_set), len(test_set))
     per_rank_batch = max(1, config.batch_size // world)
+    if per_rank_batch * world > n_train:  # one short batch would be the whole epoch: say so, train on all of it
+        per_rank_batch = max(1, n_train // world)
+        if rank == 0:
+            warn(f"--batch-size {config.batch_size} is more than the {n_train} training images: batches of {n_train}")
     if config.overfit_batches:  # the same first N batches to train and to evaluate on, not augmented
         n = min(config.overfit_batches * config.batch_size, n_train)
         images, targets = train_set.data[:n], train_set.targets[:n]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnist_ignite.config.settings import RUN_DEFINING, Config, check_settings
 from mnist_ignite.core.checkpoint import run_dir_of
@@ -19,6 +20,9 @@ from mnist_ignite.core.rundir import CONFIG, read_run_config
 from mnist_ignite.errors import ConfigError
 from mnist_ignite.log import note
 from mnist_ignite.models.registry import require_trusted
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["absolute_model_spec", "resolve", "resolve_output_dir", "validate"]
 
@@ -57,6 +61,25 @@ def validate(config: Config) -> None:
         choose_precision(config.precision, device)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    _check_processes(config, device)
+
+
+def _check_processes(config: Config, device: torch.device) -> None:
+    """--nproc-per-node: at most one process per GPU, at most one per CPU core on the CPU."""
+    import os
+
+    import torch
+
+    if config.nproc_per_node <= 1:
+        return
+    if device.type == "cpu":
+        limit, what = os.cpu_count() or 1, "CPU cores"
+    else:
+        module = getattr(torch, device.type, None)
+        limit = module.device_count() if module is not None and hasattr(module, "device_count") else 1
+        what = f"{device.type} devices"
+    if config.nproc_per_node > limit:
+        raise ConfigError(f"--nproc-per-node {config.nproc_per_node}: this machine has {limit} {what}")
 
 
 def resolve_output_dir(config: Config) -> Path:

@@ -168,3 +168,24 @@ def test_a_model_that_views_after_a_conv_trains_in_nchw_with_a_note(
     assert "ViewNet does not take channels_last input (RuntimeError: view size is not compatible" in caplog.text
     assert run.outcome.rows and run.ctx.model.conv.weight.is_contiguous()
     assert run_plugin(train=128).ctx.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_an_empty_dataset_is_one_line(tmp_path: Path) -> None:
+    from mnist_ignite.errors import DataError
+    from mnist_ignite.testing import fake_mnist
+
+    data = fake_mnist(tmp_path, train=0, test=16)
+    with pytest.raises(DataError, match=r"the MNIST training set under .* holds no images"):
+        build_data(Config(data_dir=str(data), download=False), torch.device("cpu"))
+
+
+def test_a_batch_larger_than_the_data_is_capped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mnist_ignite.testing import fake_mnist
+
+    data = fake_mnist(tmp_path, train=100, test=16)
+    with caplog.at_level("WARNING", logger="mnist_ignite"):
+        train, _ = build_data(Config(data_dir=str(data), download=False, batch_size=512), torch.device("cpu"))
+    assert len(train) == 1 and train.batch_size == 100
+    assert "--batch-size 512 is more than the 100 training images: batches of 100" in caplog.text

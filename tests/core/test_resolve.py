@@ -123,3 +123,12 @@ def test_a_resume_that_differs_names_every_difference_at_once(tmp_path: Path) ->
     run_plugin(handlers=["checkpoint"], output_dir=run, batch_size=32, epochs=1)
     with pytest.raises(CheckpointLoadError, match=r"batch-size 32 -> 64; lr 0.01 -> 0.02\)"):
         run_plugin(handlers=["checkpoint"], output_dir=run, batch_size=64, lr=0.02, epochs=2, resume="auto")
+
+
+def test_more_processes_than_the_machine_has_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.raises(ConfigError, match="--nproc-per-node 3: this machine has 2 CPU cores"):
+        validate(Config(device="cpu", nproc_per_node=3))
+    validate(Config(device="cpu", nproc_per_node=2))
