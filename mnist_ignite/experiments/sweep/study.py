@@ -622,12 +622,21 @@ def _check_data(spec: SweepSpec) -> None:
         read_mnist(config.data_dir, train, config.download)
 
 
+def _check_model(spec: SweepSpec) -> None:
+    """The trials' model builds and takes a batch, before any folder or study exists (exit 2 otherwise)."""
+    from mnist_ignite.models.registry import build_model, check_model
+
+    config = parse_trial(spec.base_args())
+    check_model(build_model(config.model, config.model_args), config.model, "cpu")
+
+
 def run_sweep(spec: SweepSpec) -> int:
     """Run (or continue) the sweep, then write its results; returns the exit code.
 
     0: the goal is reached (or --timeout passed); 1: trials are missing (a worker died, or too
     many trials failed): running the same command again carries on.
     """
+    _check_model(spec)
     folder = _claim_folder(spec)
     study = open_study(spec, create=True)
     for number in fail_orphaned_trials(study):

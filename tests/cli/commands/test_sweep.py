@@ -459,3 +459,22 @@ def test_two_machines_share_one_study_in_postgresql(data_dir: str, tmp_path: Pat
         rows = list(csv.DictReader((tmp_path / f"machine-{i}" / "sweep_results.csv").open()))
         assert len(rows) == len(study.trials)
     assert "sweep@127.0.0.1" in outputs[0]  # where the study lives is said (a password would be hidden)
+
+
+def test_a_model_that_cannot_run_is_exit_2_before_the_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.py").write_text(
+        "import torch.nn as nn\n\nclass Broken(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(3, 10)\n\n    def forward(self, x):\n        return self.fc(x)\n"
+    )
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        f'[sweep]\nname = "bad"\ntrials = 1\n[run]\nepochs = 1\nmodel = "{tmp_path / "broken.py"}:Broken"\n'
+        "[params]\nlr = {low = 0.001, high = 0.1, log = true}\n"
+    )
+    from mnist_ignite.cli import main as cli
+
+    assert cli(["sweep", str(sweep), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "failed on a (2, 1, 28, 28) batch" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
