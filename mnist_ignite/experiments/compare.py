@@ -41,7 +41,16 @@ __all__ = [
 ]
 
 # settings that say where a run lives or how it started, not what it trained
-IGNORED_SETTINGS = {"output_dir", "data_dir", "resume", "resume_force", "overwrite", "download"}
+IGNORED_SETTINGS = {
+    "output_dir",
+    "data_dir",
+    "resume",
+    "resume_force",
+    "overwrite",
+    "download",
+    "log_every",
+    "trust_code",
+}
 # settings that a folder of runs may vary and still be repeats of one configuration
 REPEAT_SETTINGS = {"seed"}
 
