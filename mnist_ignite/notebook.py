@@ -65,6 +65,7 @@ class Model:
         from mnist_ignite.core.resolve import resolve_output_dir, validate
         from mnist_ignite.core.rundir import CONFIG, RunDir, outputs_of
         from mnist_ignite.discovery.handlers import build_plugins
+        from mnist_ignite.errors import RunDirError
 
         self.train_loader = train_loader
         self.test_loader = test_loader
@@ -85,7 +86,11 @@ class Model:
         self._rundir = None
         if output_dir is not None:  # a folder you name is claimed like the CLI's: no silent mixing of two runs
             self._rundir = RunDir(output_dir, resume=False, overwrite=overwrite, outputs=outputs_of(plugins))
-            self._rundir.claim()
+            try:
+                self._rundir.claim()
+            except RunDirError as err:  # in Python the choices are keywords, not flags
+                words = str(err).replace("--resume auto continues it, ", "").replace("--overwrite", "overwrite=True")
+                raise RunDirError(words.replace("--output-dir", "output_dir")) from None
             save_json(Path(config.output_dir) / CONFIG, config.to_dict())
         self.device = select_device(device)
         # no console report: the seed's own lines ("Epoch N", "Test set: ...") are the report

@@ -140,7 +140,9 @@ def test_the_facade_refuses_a_named_folder_that_holds_a_run_and_typos_in_options
     first = Model(*loaders, device="cpu", handlers=["checkpoint", "history"], output_dir=tmp_path)
     first.train()
     first.close()
-    with pytest.raises(RunDirError, match="already holds a run"):
+    with pytest.raises(
+        RunDirError, match=r"already holds a run \(.*\): overwrite=True replaces it, or choose another output_dir$"
+    ):
         Model(*loaders, device="cpu", handlers=["checkpoint"], output_dir=tmp_path)
     again = Model(*loaders, device="cpu", handlers=["checkpoint"], output_dir=tmp_path, overwrite=True)
     again.close()
