@@ -147,15 +147,17 @@ def load_exported(fmt: str, path: Path) -> Classifier:
 
 
 def onnx_parameters(path: str | os.PathLike) -> int | None:
-    """The number of weights an ONNX file holds (its initializers), or None without the ``onnx`` package."""
+    """The number of weights an ONNX file holds (its floating-point initializers; integer ones are shapes and
+    indices the exporter added), or None without the ``onnx`` package."""
     try:
         import onnx
     except ImportError:
         return None
     import math
 
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
     graph = onnx.load(str(path), load_external_data=False).graph
-    return sum(math.prod(init.dims) for init in graph.initializer)
+    return sum(math.prod(init.dims) for init in graph.initializer if init.data_type in floats)
 
 
 def onnx_classifier(path: str | os.PathLike) -> Classifier:

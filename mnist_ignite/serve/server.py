@@ -17,7 +17,7 @@ import ipaddress
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -69,11 +69,21 @@ def exit_code(signum: int | None) -> int:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, stopping on SIGINT, SIGTERM or SIGHUP without re-raising the signal afterwards."""
+    """uvicorn's server, stopping on SIGINT, SIGTERM or SIGHUP without re-raising the signal afterwards.
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    ``on_started`` runs once it accepts connections, its signal handlers in place: a client (or a test)
+    told the address from there can stop it with a signal at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.stopped_by: int | None = None
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -95,7 +105,7 @@ class Server(uvicorn.Server):
                 signal.signal(s, handler)
 
 
-def server_for(app: Any) -> Server:
+def server_for(app: Any, on_started: Callable[[], None] | None = None) -> Server:
     """A :class:`Server` for ``app``: quiet (warnings only, no access log), bounded, with a grace period."""
     config = uvicorn.Config(
         app,
@@ -106,12 +116,12 @@ def server_for(app: Any) -> Server:
         timeout_graceful_shutdown=GRACE_S,
         server_header=False,
     )
-    return Server(config)
+    return Server(config, on_started)
 
 
-def run(app: Any, sock: socket.socket) -> int:
+def run(app: Any, sock: socket.socket, on_started: Callable[[], None] | None = None) -> int:
     """Serve ``app`` on ``sock`` until a signal stops it; the command's exit code (see :func:`exit_code`)."""
-    server = server_for(app)
+    server = server_for(app, on_started)
     try:
         server.run(sockets=[sock])
     finally:

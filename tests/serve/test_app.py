@@ -13,7 +13,6 @@ import os
 import pickle
 import re
 import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,8 @@ from mnist_ignite.cli import main as cli
 from mnist_ignite.core.data import read_test_images
 from mnist_ignite.serve.app import STATIC, Limits, create_app, model_info
 from mnist_ignite.testing import fake_mnist, run_plugin
+
+from conftest import bomb_png
 
 CPU = torch.device("cpu")
 
@@ -185,19 +186,6 @@ def test_bad_input_is_a_4xx_with_one_json_line_and_the_server_goes_on(
     answer = response.json()
     assert list(answer) == ["error"] and message in answer["error"] and "\n" not in answer["error"]
     assert client.post("/predict", content=ONE, headers={"content-type": "image/png"}).status_code == 200
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A real 1-bit PNG of ``width`` x ``height`` black pixels: tiny compressed, huge decoded."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
-    packer = zlib.compressobj(9)
-    idat = b"".join(packer.compress(row * 500) for _ in range(height // 500)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.fixture()

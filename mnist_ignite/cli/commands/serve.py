@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     if not is_loopback(args.host):
         warn(f"serve: --host {args.host}: the page and the API are open to the network, with no password")
     url = url_of(args.host, sock.getsockname()[1])
-    print(f"serving {model.described} at {url} (the API: {url}/docs); Ctrl-C stops it", flush=True)
-    code = run(app, sock)
+    line = f"serving {model.described} at {url} (the API: {url}/docs); Ctrl-C stops it"
+    code = run(app, sock, on_started=lambda: print(line, flush=True))
     print("server stopped", flush=True)
     return code

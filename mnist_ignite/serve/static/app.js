@@ -21,13 +21,23 @@ let inked = false;
 let timer = null;
 let asked = 0; // requests sent; an answer older than the newest shown is dropped
 let shown = 0;
+let answered = 0; // the newest request answered (shown, or failed)
+let waiting = false; // a debounced request not sent yet
 let answers = 0; // answers shown (tests wait on data-answers)
+
+// data-settled="1": nothing is left to send and the newest request is answered (what a test waits for)
+function settle() {
+  document.body.dataset.settled = !waiting && answered === asked ? "1" : "0";
+}
 
 function clearPad() {
   ctx.fillStyle = PAPER;
   ctx.fillRect(0, 0, pad.width, pad.height);
   inked = false;
-  asked += 1; // an answer still on its way is for the old drawing
+  clearTimeout(timer);
+  waiting = false;
+  answered = asked += 1; // an answer still on its way is for the old drawing
+  settle();
   showNothing("Draw a digit in the box.");
 }
 
@@ -82,6 +92,8 @@ function line(a, b) {
 
 function schedule(now = false) {
   clearTimeout(timer);
+  waiting = true;
+  settle();
   timer = setTimeout(askCanvas, now ? 0 : DEBOUNCE_MS);
 }
 
@@ -140,13 +152,20 @@ document.getElementById("upload").addEventListener("change", async (event) => {
 });
 
 function askCanvas() {
-  if (!inked) return;
-  pad.toBlob((blob) => ask(blob, "image/png", ""), "image/png");
+  if (!inked) {
+    waiting = false;
+    settle();
+    return;
+  }
+  pad.toBlob((blob) => {
+    waiting = false;
+    ask(blob, "image/png", "");
+  }, "image/png");
 }
 
 async function ask(body, type, prefix) {
   const id = ++asked;
-  document.body.dataset.busy = "1";
+  settle();
   try {
     const headers = type ? { "Content-Type": type } : {};
     const response = await fetch("/predict?preprocessed=true", { method: "POST", body, headers });
@@ -162,7 +181,8 @@ async function ask(body, type, prefix) {
   } catch (err) {
     if (id === asked) setStatus(`the server did not answer (${err.message})`, true);
   } finally {
-    if (id === asked) document.body.dataset.busy = "0";
+    answered = Math.max(answered, id);
+    settle();
   }
 }
 
@@ -222,4 +242,3 @@ buildBars();
 clearPad();
 describeModel();
 document.body.dataset.answers = "0";
-document.body.dataset.busy = "0";
