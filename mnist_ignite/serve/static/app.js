@@ -134,6 +134,9 @@ document.getElementById("upload").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   event.target.value = ""; // the same file can be chosen again
   if (!file) return;
+  clearTimeout(timer);
+  waiting = true; // until the upload is sent: a drawing's answer is not this file's
+  settle();
   try {
     const bitmap = await createImageBitmap(file);
     const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
@@ -148,6 +151,7 @@ document.getElementById("upload").addEventListener("change", async (event) => {
   }
   const form = new FormData();
   form.append("file", file);
+  waiting = false;
   ask(form, null, `${file.name}: `);
 });
 

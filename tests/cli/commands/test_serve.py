@@ -262,23 +262,31 @@ def _chromium() -> str:
     return chromium
 
 
+def _wait(page, expression: str, seconds: float = 20) -> None:
+    """Poll ``expression`` in the page until true (Playwright's wait_for_function evals: the CSP forbids it)."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {seconds} s: {expression}"
+        time.sleep(0.05)
+
+
 def _draw(page, strokes: list[list[tuple[int, int]]], pause_in_stroke: float = 0.0) -> int:
     """Draw polylines on the 280x280 pad with the mouse; returns the answers shown while the button was down."""
     box = page.locator("#pad").bounding_box()
     scale = box["width"] / 280
     live = 0
-    for stroke in strokes:
+    for n, stroke in enumerate(strokes):
         x, y = stroke[0]
         page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
         page.mouse.down()
         for i, (x, y) in enumerate(stroke[1:]):
             page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
-            if pause_in_stroke and i == 0:  # hold still, still drawing: the debounced prediction arrives
+            if pause_in_stroke and n == i == 0:  # hold still, still drawing: the debounced prediction arrives
                 before = int(page.evaluate("document.body.dataset.answers"))
-                page.wait_for_function(f"Number(document.body.dataset.answers) > {before}", timeout=20_000)
+                _wait(page, f"Number(document.body.dataset.answers) > {before}")
                 live += 1
         page.mouse.up()
-    page.wait_for_function("document.body.dataset.settled === '1'", timeout=20_000)
+    _wait(page, "document.body.dataset.settled === '1'")
     return live
 
 
@@ -300,12 +308,13 @@ def test_the_page_in_chromium_reads_a_drawn_1_and_7_as_predict_does(
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
         try:
-            page = browser.new_page(viewport={"width": 860, "height": 640})
+            page = browser.new_page(viewport={"width": 860, "height": 510})
             page.on("request", lambda request: requests.append(request.url))
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.goto(served.url)
-            page.wait_for_function("document.getElementById('model').textContent.includes('parameters')")
+            _wait(page, "document.getElementById('model').textContent.includes('parameters')")
             assert "593,200 parameters" in page.locator("#model").inner_text()
             assert "test accuracy" in page.locator("#model").inner_text()
 
@@ -334,8 +343,9 @@ def test_the_page_in_chromium_reads_a_drawn_1_and_7_as_predict_does(
                 page.screenshot(path=target)
 
             path, label = paper_digits[2]
+            before = int(page.evaluate("document.body.dataset.answers"))
             page.set_input_files("#upload", str(path))
-            page.wait_for_function("document.body.dataset.settled === '1'", timeout=20_000)
+            _wait(page, f"document.body.dataset.settled === '1' && Number(document.body.dataset.answers) > {before}")
             shown, probs = _shown(page)
             assert shown == str(label)
             assert probs == pytest.approx(_predict_cli(str(trained_run), path), abs=1e-6)
