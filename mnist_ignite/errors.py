@@ -21,12 +21,14 @@ from collections.abc import Iterable
 
 __all__ = [
     "AssetsError",
+    "BlankDigitError",
     "CheckpointLoadError",
     "ConfigError",
     "DataError",
     "DigitImageError",
     "ExportError",
     "ForcedStop",
+    "ImageTooLargeError",
     "Interrupted",
     "LRFindError",
     "MissingExtraError",
@@ -102,6 +104,14 @@ class MissingExtraError(UsageError, ImportError):
 
 class DigitImageError(UsageError, ValueError):
     """A file is not a readable image, or holds no ink."""
+
+
+class BlankDigitError(DigitImageError):
+    """An image that was read but holds no ink (blank, or of one colour)."""
+
+
+class ImageTooLargeError(DigitImageError):
+    """An image with more pixels than the caller allows (a decompression bomb), refused before decoding."""
 
 
 # --- the work failed (exit 1) ------------------------------------------------------------------

@@ -14,8 +14,10 @@ from __future__ import annotations
 import _posixsubprocess
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,16 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, tim
 
 def metrics(out: Path) -> list[dict[str, Any]]:
     return json.loads((out / "metrics.json").read_text())
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A real 1-bit PNG of ``width`` x ``height`` black pixels: tiny compressed, huge decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row * 500) for _ in range(height // 500)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -21,9 +21,9 @@ from mnist_ignite.errors import (
 )
 
 USAGE = ["ConfigError", "SpecError", "UntrustedSpecError", "PluginLoadError", "ModelError", "RunDirError"]
-USAGE += ["MissingExtraError", "DigitImageError"]
+USAGE += ["MissingExtraError", "DigitImageError", "BlankDigitError", "ImageTooLargeError"]
 FAILED = ["DataError", "CheckpointLoadError", "LRFindError", "ExportError", "StorageError", "AssetsError"]
-BUILTIN = {"MissingExtraError": ImportError, "OutputWriteError": OSError, "DigitImageError": ValueError}
+BUILTIN = {"MissingExtraError": ImportError, "OutputWriteError": OSError}
 
 
 FAMILIES = [(n, UsageError, 2) for n in USAGE] + [(n, RunFailed, 1) for n in FAILED]

@@ -53,11 +53,11 @@ def hostile_checkpoint(tmp_path: Path, marker: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["evaluate", "predict", "export"])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export", "serve"])
 def test_a_checkpoint_naming_code_is_refused(
     command: str, hostile_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    extra = [str(_digit(tmp_path / "one.png"))] if command == "predict" else []
+    extra = {"predict": [str(_digit(tmp_path / "one.png"))], "serve": ["--port", "0"]}.get(command, [])
     code, err = _run(tmp_path, command, str(hostile_checkpoint), *extra, capsys=capsys)
     assert code == 2
     assert f"asks to import {HOSTILE_SPEC!r}" in err and "--trust-code" in err and err.count("\n") == 1
@@ -78,8 +78,11 @@ def hostile_run(tmp_path: Path, marker: Path) -> Path:
     return out
 
 
-def test_a_run_folder_naming_code_is_refused_by_evaluate(hostile_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(hostile_run, "evaluate", str(hostile_run), capsys=capsys)
+@pytest.mark.parametrize("command", ["evaluate", "serve"])
+def test_a_run_folder_naming_code_is_refused(
+    command: str, hostile_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(hostile_run, command, str(hostile_run), capsys=capsys)
     assert code == 2 and f"config.json asks to import {HOSTILE_SPEC!r}" in err
 
 
@@ -117,6 +120,8 @@ def test_an_exported_program_with_a_pickled_payload_is_refused(
     code, err = _run(tmp_path, "predict", str(hostile), str(_digit(tmp_path / "one.png")), capsys=capsys)
     assert code == 1
     assert "holds objects that only a full unpickle could rebuild" in err and "posix.system" in err
+    code, err = _run(tmp_path, "serve", str(hostile), "--port", "0", capsys=capsys)
+    assert code == 1 and "holds objects that only a full unpickle could rebuild" in err
     code, _ = _run(tmp_path, "predict", str(good), str(_digit(tmp_path / "two.png")), capsys=capsys)
     assert code == 0  # the same archive, untouched, loads
 

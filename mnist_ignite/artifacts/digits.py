@@ -5,6 +5,11 @@ placed it in a 28x28 field so that its centre of mass sits at the centre: white 
 :func:`to_mnist` does the same to a PNG/JPEG of any size and polarity: grayscale, invert when the
 background is light, stretch background..ink to 0..1, crop to the ink's bounding box, fit 20x20,
 place by centre of mass. A model trained on MNIST then sees what it was trained on.
+
+:func:`load_digit` reads a file or an open binary stream (what ``mnist-ignite serve`` receives),
+with PIL limited to the raster formats of :data:`PIL_FORMATS`: a file named ``.png`` that is an
+EPS would otherwise be handed to Ghostscript. ``max_pixels`` refuses a decompression bomb from its
+header, before a single pixel is decoded.
 """
 
 from __future__ import annotations
@@ -12,17 +17,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_ignite.errors import DigitImageError
+from mnist_ignite.errors import BlankDigitError, DigitImageError, ImageTooLargeError
 
-__all__ = ["IMAGE_SUFFIXES", "DigitImageError", "find_images", "load_digit", "to_mnist"]
+__all__ = ["IMAGE_SUFFIXES", "PIL_FORMATS", "DigitImageError", "find_images", "load_digit", "to_mnist"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# the formats PIL may read them as (a camera's MPO comes through JPEG); never EPS, PDF or other plugins
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 BOX = 20  # MNIST's digit box
 FIELD = 28  # MNIST's image size
 MIN_CONTRAST = 32 / 255  # ink must differ from the background by this much, else the image is blank
@@ -53,7 +61,7 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     """The MNIST version of ``image``: (28, 28) float in [0, 1], white ink on black.
 
     Raises:
-        DigitImageError: no ink (a blank or uniform image).
+        BlankDigitError: no ink (a blank or uniform image).
     """
     gray = _gray(image)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -62,7 +70,7 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
         gray, background = 1.0 - gray, 1.0 - background
     peak = float(gray.max())
     if peak - background < MIN_CONTRAST:
-        raise DigitImageError("no ink found (the image is blank or of one colour)")
+        raise BlankDigitError("no ink found (the image is blank or of one colour)")
     ink = np.clip((gray - background) / (peak - background), 0.0, 1.0)
     rows, cols = np.nonzero(ink > INK)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
@@ -86,20 +94,36 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     return out
 
 
-def load_digit(path: str | os.PathLike) -> torch.Tensor:
-    """:func:`to_mnist` of the image file ``path``.
+def load_digit(source: str | os.PathLike | IO[bytes], max_pixels: int | None = None) -> torch.Tensor:
+    """:func:`to_mnist` of the image file (or open binary stream) ``source``.
+
+    Args:
+        source: a path, or a binary stream positioned at the image's first byte.
+        max_pixels: refuse images larger than this (width x height, read from the header before decoding);
+            None leaves PIL's own decompression-bomb limit.
 
     Raises:
-        DigitImageError: not an image, unreadable, or blank.
+        DigitImageError: not an image, unreadable, or blank (:class:`BlankDigitError`), or larger than
+            ``max_pixels`` (:class:`ImageTooLargeError`).
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(source, formats=PIL_FORMATS) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"the image is {width}x{height} pixels, more than the {max_pixels:,} taken: refused before decoding"
+                )
             image.load()
             return to_mnist(image)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, DigitImageError):
             raise
-        reason = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, Image.DecompressionBombError):
+            raise ImageTooLargeError(f"the image is too large to decode: {err}") from None
+        if isinstance(err, UnidentifiedImageError):  # its own text names a stream by its repr
+            reason = f"not a {', '.join(PIL_FORMATS[:-1])} or {PIL_FORMATS[-1]} picture"
+        else:
+            reason = " ".join(str(err).split()) or type(err).__name__
         raise DigitImageError(f"not a readable image ({reason})") from None
 
 

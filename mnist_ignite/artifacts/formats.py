@@ -18,7 +18,16 @@ from mnist_ignite.errors import CheckpointLoadError, MissingExtraError
 if TYPE_CHECKING:  # torch loads inside the functions: FORMATS serves `export --help` without it
     import torch
 
-__all__ = ["FORMATS", "Classifier", "check_exported_program", "export_format", "load_exported", "onnx_classifier"]
+__all__ = [
+    "FORMATS",
+    "Classifier",
+    "ModuleClassifier",
+    "check_exported_program",
+    "export_format",
+    "load_exported",
+    "onnx_classifier",
+    "onnx_parameters",
+]
 
 # normalized images (B, 1, 28, 28) -> log-probabilities (B, 10), whatever runs the model
 Classifier = Callable[["torch.Tensor"], "torch.Tensor"]
@@ -108,6 +117,19 @@ def check_exported_program(path: Path) -> None:
         raise CheckpointLoadError(f"{path} is not a readable ExportedProgram archive: {err}") from None
 
 
+class ModuleClassifier:
+    """A loaded TorchScript or ExportedProgram module as a classifier; ``module`` stays reachable (its parameters)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.no_grad():
+            return self.module(x).float()
+
+
 def load_exported(fmt: str, path: Path) -> Classifier:
     """The exported model loaded back as a user would, as a function of a normalized batch.
 
@@ -121,12 +143,21 @@ def load_exported(fmt: str, path: Path) -> Classifier:
         check_exported_program(Path(path))
     with _quiet():
         module = torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
+    return ModuleClassifier(module)
 
-    @torch.no_grad()
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return module(x).float()
 
-    return run
+def onnx_parameters(path: str | os.PathLike) -> int | None:
+    """The number of weights an ONNX file holds (its floating-point initializers; integer ones are shapes and
+    indices the exporter added), or None without the ``onnx`` package."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    import math
+
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sum(math.prod(init.dims) for init in graph.initializer if init.data_type in floats)
 
 
 def onnx_classifier(path: str | os.PathLike) -> Classifier:

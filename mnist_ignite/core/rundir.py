@@ -39,6 +39,7 @@ __all__ = [
     "holds_run",
     "outputs_of",
     "read_run_config",
+    "read_run_results",
     "written",
 ]
 
@@ -65,6 +66,18 @@ def read_run_config(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return values if isinstance(values, dict) and set(values) >= _RUN_KEYS else None
+
+
+def read_run_results(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``results.json`` (what came of the run) if it is a readable JSON object, else None."""
+    path = Path(folder) / RESULTS
+    try:
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            return None
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return values if isinstance(values, dict) else None
 
 
 def holds_run(folder: Path) -> bool:

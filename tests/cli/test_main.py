@@ -116,6 +116,7 @@ def test_help_and_usage_errors_never_import_torch_or_ignite() -> None:
     usage = [
         ["evaluate"], ["predict", "m.pt"], ["export", "m.pt", "--format", "tflite"], ["compare"],
         ["summary", "--modle", "seed"], ["lr-find", "--num-iter", "0"], ["sweep"], ["visdom", "--help"],
+        ["serve"], ["serve", "run", "--port", "x"],
     ]  # fmt: skip
     code = (
         "import sys\n"

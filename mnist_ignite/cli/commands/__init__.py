@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("mnist_ignite.cli.commands.compare", "overlay runs' curves, tabulate results and differing settings"),
     "summary": ("mnist_ignite.cli.commands.summary", "a model's layers: shapes, parameters, FLOPs, receptive fields"),
     "lr-find": ("mnist_ignite.cli.commands.lr_find", "learning-rate range test (FastaiLRFinder): suggested lr, plot"),
+    "serve": ("mnist_ignite.cli.commands.serve", "a draw-a-digit page and a prediction API for a model, offline"),
     "sweep": ("mnist_ignite.cli.commands.sweep", "Optuna search over a TOML space: pruning, workers, shared storage"),
     "visdom": (
         "mnist_ignite.cli.commands.visdom",
