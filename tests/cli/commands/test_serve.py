@@ -48,7 +48,7 @@ def test_serve_is_listed_in_the_help(capsys: pytest.CaptureFixture[str]) -> None
     [(["digit.png"], 2, "digit.png is an image: serve takes a run folder or a model file"),
      (["run", "--port", "70000"], 2, "must be between 0 (any free port) and 65535"),
      (["run", "--max-upload-mb", "0"], 2, "must be more than 0"),
-     (["run", "--device", "tpu"], 2, "invalid choice: 'tpu'"),
+     (["run", "--device", "gpu 0"], 2, "'gpu 0' is not a device"),
      (["no-such-run"], 1, "no such file or folder: no-such-run")],
 )  # fmt: skip
 def test_usage_errors_are_one_line(
