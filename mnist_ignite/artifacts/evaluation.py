@@ -107,7 +107,6 @@ def evaluate(
         {
             "digit": d,
             "support": int(support[d]),
-            "accuracy": 100.0 * float(confusion[d, d]) / max(1, int(support[d])),
             "precision": float(m["precision"][d]),
             "recall": float(m["recall"][d]),
             "f1": float(m["f1"][d]),
