@@ -1,9 +1,12 @@
 """MLflow tracking: params, metrics, the model and plots as artifacts.
 
-Where it goes: ``--mlflow-uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite database in the run
-folder (``sqlite:///OUTPUT/mlflow.db``, artifacts in OUTPUT/mlartifacts); browse it with
-``mlflow ui --backend-store-uri sqlite:///OUTPUT/mlflow.db``. One MLflow run per training run, in
-experiment ``--mlflow-experiment``, named after the run folder; a resumed run continues it.
+Where it goes: ``--mlflow-uri``, else ``MLFLOW_TRACKING_URI``, else one SQLite store shared by every
+run beside this one (``sqlite:///RUNS/mlflow.db`` where RUNS holds the run folder, ``runs/`` by
+default; artifacts in RUNS/mlartifacts), so ``mlflow ui --backend-store-uri sqlite:///RUNS/mlflow.db``
+shows them side by side (as Lightning's ``MLFlowLogger`` shares ``./mlruns``). The run says where at
+its start. One MLflow run per training run, in experiment ``--mlflow-experiment``, named after the
+run folder; a resumed run continues it. The shared store is not the run's own file: ``--overwrite``
+leaves it (and the other runs in it) alone.
 
 What goes in: the run's settings as params; ``train/batch_loss`` and ``lr`` every N iterations
 (step = iteration); each epoch's row of metrics.json (``train_loss``, ``test_acc``, ...; step =
@@ -49,12 +52,15 @@ class MLflowPlugin(TrackerPlugin):
     name = "mlflow"
     description = "MLflow tracking: params, metrics, final_model.pt and plots as artifacts"
     package = extra = "mlflow"
-    outputs = (
-        Output("mlflow.db", "the MLflow tracking store", "mlflow ui --backend-store-uri sqlite:///{path}"),
-        Output("mlartifacts/", "MLflow artifacts"),
-    )
+    outputs: tuple[Output, ...] = ()  # the default store is shared by the runs beside this one, not this run's
     options = (
-        Option("mlflow-uri", str, None, "tracking URI (env MLFLOW_TRACKING_URI; default sqlite:///OUTPUT/mlflow.db)"),
+        Option(
+            "mlflow-uri",
+            str,
+            None,
+            "tracking URI (env MLFLOW_TRACKING_URI; default sqlite:///RUNS/mlflow.db, shared by the runs in the "
+            "folder that holds this run's)",
+        ),
         Option("mlflow-experiment", str, "mnist-ignite", "MLflow experiment name"),
         Option("mlflow-every", int, 10, "log the batch loss and lr every N iterations"),
     )
@@ -83,6 +89,11 @@ class MLflowPlugin(TrackerPlugin):
         from ignite.engine import Events
 
         self.uri = self.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or self._local_uri(ctx.output_dir)
+        if self.uri == self._local_uri(ctx.output_dir):
+            root = ctx.output_dir.resolve().parent
+            ctx.log(
+                f"mlflow: logging to the store shared by the runs in {root}: mlflow ui --backend-store-uri {self.uri}"
+            )
         self.worker = Background(self.name, stop_on_error=True, on_error=self.fail)
         t = ctx.trainer
         t.add_event_handler(Events.STARTED, self.started)  # after READY: a resumed run knows its MLflow run
@@ -104,7 +115,7 @@ class MLflowPlugin(TrackerPlugin):
 
     @staticmethod
     def _local_uri(output_dir: Path) -> str:
-        return f"sqlite:///{(output_dir / 'mlflow.db').resolve()}"
+        return f"sqlite:///{output_dir.resolve().parent / 'mlflow.db'}"
 
     def started(self, engine: Engine) -> None:
         self.submit("starting the MLflow run", self._start, flat_settings(self.ctx.config))
@@ -122,7 +133,7 @@ class MLflowPlugin(TrackerPlugin):
         experiment = mlflow.get_experiment_by_name(self.mlflow_experiment)
         if experiment is None:
             local = self.uri == self._local_uri(self.ctx.output_dir)
-            location = (self.ctx.output_dir / "mlartifacts").resolve().as_uri() if local else None
+            location = (self.ctx.output_dir.resolve().parent / "mlartifacts").as_uri() if local else None
             experiment_id = mlflow.create_experiment(self.mlflow_experiment, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id

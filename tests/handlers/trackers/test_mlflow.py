@@ -32,7 +32,7 @@ def args(data_dir: str, out: Path, *extra: str) -> list[str]:
 
 
 def client_for(out: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}")
+    return MlflowClient(tracking_uri=f"sqlite:///{(out.parent / 'mlflow.db').resolve()}")  # shared by the runs there
 
 
 def only_run(client: MlflowClient) -> object:
@@ -75,8 +75,9 @@ def test_params_metrics_and_artifacts_read_back(data_dir: str, tmp_path: Path) -
     logged, saved = torch.load(local), torch.load(out / "final_model.pt")
     assert logged.keys() == saved.keys()
     assert all(torch.equal(logged[k], saved[k]) for k in saved)
-    # everything stays in the run folder
-    assert (out / "mlartifacts").is_dir()
+    # everything stays in the folder of runs, shared by them (not the run's own files)
+    assert (out.parent / "mlartifacts").is_dir() and not (out / "mlflow.db").exists()
+    assert "mlflow: logging to the store shared by the runs in" in result.stdout
     assert not (ROOT / "mlruns").exists() and not (ROOT / "mlartifacts").exists()
 
 
