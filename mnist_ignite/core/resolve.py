@@ -88,7 +88,12 @@ def resolve_output_dir(config: Config) -> Path:
         return Path(config.output_dir)
     if config.resume == "auto":
         raise ConfigError("--resume auto needs --output-dir (the run folder to continue)")
-    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder, n = base, 1
+    while folder.exists():  # two runs started in one second get a folder each
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
 
 
 def absolute_model_spec(spec: str) -> str:

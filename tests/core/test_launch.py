@@ -173,7 +173,7 @@ def test_resume_refuses_changed_settings_unless_forced(data_dir: str, tmp_path: 
         *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "5", "--momentum", "0.5", train=128)
     )
     assert changed.returncode == 1
-    assert "seed: 4 -> 5" in changed.stderr and "momentum: 0.9 -> 0.5" in changed.stderr
+    assert "(seed 4 -> 5; momentum 0.9 -> 0.5)" in changed.stderr  # every difference, in one line
     assert (out / "config.json").read_text() == config  # nothing recorded for a run that did not happen
     schedule = run_cli(
         *small_args(
@@ -184,12 +184,12 @@ def test_resume_refuses_changed_settings_unless_forced(data_dir: str, tmp_path: 
     same_iterations = run_cli(
         *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "4", "--batch-size", "65", train=128)
     )
-    assert same_iterations.returncode == 1 and "batch_size: 64 -> 65" in same_iterations.stderr
+    assert same_iterations.returncode == 1 and "batch-size 64 -> 65" in same_iterations.stderr
     forced = run_cli(
         *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "5", "--resume-force", train=128)
     )
     assert forced.returncode == 0, forced.stderr
-    assert "resuming with changed settings: seed: 4 -> 5" in forced.stderr
+    assert "resuming with changed settings: seed 4 -> 5" in forced.stderr
 
 
 def test_resume_falls_back_past_a_damaged_newest_checkpoint(data_dir: str, tmp_path: Path) -> None:
