@@ -92,8 +92,9 @@ def phases(args: argparse.Namespace, device: torch.device, dtype: torch.dtype | 
         return now
 
     batches = iter(loader)
-    for i in range(steps + 5):
-        if i == 5:
+    warm = max(20, steps // 2)  # oneDNN picks and caches its kernels over the first steps
+    for i in range(steps + warm):
+        if i == warm:
             clock = dict.fromkeys(clock, 0.0)
         t = time.perf_counter()
         x, y = next(batches)
