@@ -189,3 +189,38 @@ def test_a_batch_larger_than_the_data_is_capped_with_a_warning(
         train, _ = build_data(Config(data_dir=str(data), download=False, batch_size=512), torch.device("cpu"))
     assert len(train) == 1 and train.batch_size == 100
     assert "--batch-size 512 is more than the 100 training images: batches of 100" in caplog.text
+
+
+def test_a_view_after_conv_model_goes_through_summary_and_a_fast_dev_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnist_ignite.cli import main
+    from mnist_ignite.testing import fake_mnist
+
+    (tmp_path / "viewnet.py").write_text(VIEW_NET)
+    spec = f"{tmp_path / 'viewnet.py'}:ViewNet"
+    assert main(["summary", "--model", spec]) == 0
+    assert "Total params: 27,090" in capsys.readouterr().out
+    data = fake_mnist(tmp_path / "data", train=128, test=64)
+    common = ["--model", spec, "--data-dir", str(data), "--no-download", "--device", "cpu"]
+    assert main([*common, "--fast-dev-run", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "does not take channels_last input" in out and "fast-dev-run passed: 2 training batches" in out
+
+
+@pytest.mark.integration  # torch.compile and the ONNX exporter: tens of seconds
+def test_a_view_after_conv_model_compiles_trains_and_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnist_ignite.cli import main
+    from mnist_ignite.testing import fake_mnist
+
+    (tmp_path / "viewnet.py").write_text(VIEW_NET)
+    spec = f"{tmp_path / 'viewnet.py'}:ViewNet"
+    data = fake_mnist(tmp_path / "data", train=128, test=64)
+    common = ["--model", spec, "--data-dir", str(data), "--no-download", "--device", "cpu"]
+    assert main([*common, "--fast-dev-run", "--compile"]) == 0
+    run = tmp_path / "run"
+    assert main([*common, "--epochs", "1", "--output-dir", str(run), "--log-every", "0"]) == 0
+    assert main(["export", str(run), "--format", "onnx", "--trust-code", "--check-samples", "32"]) == 0
+    assert (run / "final_model.onnx").is_file()
