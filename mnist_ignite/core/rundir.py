@@ -56,21 +56,8 @@ CORE_OUTPUTS = (
 _RUN_KEYS = {"model", "epochs", "batch_size", "lr", "handlers"}
 
 
-def read_run_config(folder: Path) -> dict[str, Any] | None:
-    """The folder's ``config.json`` if it is an mnist-ignite run's, else None."""
-    path = Path(folder) / CONFIG
-    try:
-        if not path.is_file() or path.stat().st_size > 1_000_000:
-            return None
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return values if isinstance(values, dict) and set(values) >= _RUN_KEYS else None
-
-
-def read_run_results(folder: Path) -> dict[str, Any] | None:
-    """The folder's ``results.json`` (what came of the run) if it is a readable JSON object, else None."""
-    path = Path(folder) / RESULTS
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A small JSON file holding an object, or None (absent, huge, half-written, not an object)."""
     try:
         if not path.is_file() or path.stat().st_size > 1_000_000:
             return None
@@ -78,6 +65,17 @@ def read_run_results(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return values if isinstance(values, dict) else None
+
+
+def read_run_config(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``config.json`` if it is an mnist-ignite run's, else None."""
+    values = _json_object(Path(folder) / CONFIG)
+    return values if values is not None and set(values) >= _RUN_KEYS else None
+
+
+def read_run_results(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``results.json`` (what came of the run) if it is a readable JSON object, else None."""
+    return _json_object(Path(folder) / RESULTS)
 
 
 def holds_run(folder: Path) -> bool:
