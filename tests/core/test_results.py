@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import pytest
 from ignite.engine import Engine, Events
@@ -24,7 +25,10 @@ def test_process_seconds_count_from_the_process_start(monkeypatch: pytest.Monkey
     """From /proc: the interpreter's start-up is counted, so it is more than the time since the import."""
     since_import = time.time() - results._IMPORTED
     first = process_seconds()
-    assert since_import - 0.02 <= first < since_import + 120  # /proc counts in clock ticks (10 ms)
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    # older than the import (/proc counts in 10 ms clock ticks), younger than the machine; a loaded machine may
+    # take minutes between the interpreter's start and this module's import (collection), so no tighter bound
+    assert since_import - 0.02 <= first <= uptime
     assert process_seconds() >= first
 
     def no_clock_ticks(name: str) -> int:

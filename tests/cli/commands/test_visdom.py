@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import select
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -139,14 +141,17 @@ def test_the_dashboard_url_is_printed_and_linked_from_the_root_page(tmp_path: Pa
     try:
         wait_listening(port, proc)
         assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 150  # the launcher waits up to STARTUP_WAIT_S for the server to answer
-        while not any("the dashboard:" in x for x in lines):  # visdom's own start-up lines come first
-            assert time.monotonic() < deadline and proc.poll() is None, lines
-            if select.select([proc.stdout], [], [], 1.0)[0]:
-                lines.append(proc.stdout.readline())
-        line = next(x for x in lines if "the dashboard:" in x)
-        assert f"http://127.0.0.1:{port}/env/mnist-ignite" in line, lines
+        lines: queue.Queue[str] = queue.Queue()  # a reader thread: select() cannot see lines already buffered
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        seen: list[str] = []
+        deadline = time.monotonic() + 120
+        while not any("the dashboard:" in x for x in seen):  # visdom's own start-up lines come first
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=1.0))
+        lines_read = seen
+        line = next(x for x in lines_read if "the dashboard:" in x)
+        assert f"http://127.0.0.1:{port}/env/mnist-ignite" in line, lines_read
         vis = visdom.Visdom(server="http://127.0.0.1", port=port, env="main", raise_exceptions=True)
         window = json.loads(vis.get_window_data("mnist-ignite", env="main"))
         assert '<a href="/env/mnist-ignite">mnist-ignite</a>' in window["content"]
