@@ -37,9 +37,11 @@ TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
 
 
 def _shell() -> Any:
-    # a kernel imported IPython long before us; elsewhere IPython is not imported, and this costs nothing
-    ipython = sys.modules.get("IPython")
-    return ipython.get_ipython() if ipython is not None else None
+    # a kernel imported IPython long before us; elsewhere IPython is not imported, and this costs nothing.
+    # Another thread may be importing it right now (mlflow's worker does): a module still half-initialized
+    # has no get_ipython yet, and then this is no notebook either
+    get = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    return get() if get is not None else None
 
 
 def in_notebook() -> bool:

@@ -106,3 +106,14 @@ def test_png_bytes_and_an_atomic_save(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_figure(broken, path)
     assert path.read_bytes() == figure_png(fig, dpi=50) and [p.name for p in path.parent.iterdir()] == ["f.png"]
+
+
+def test_a_half_imported_ipython_is_no_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread importing IPython (mlflow's worker) leaves it in sys.modules without get_ipython for a while."""
+    import sys
+    import types
+
+    from mnist_ignite.reporting.figures import in_notebook
+
+    monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
+    assert in_notebook() is False
