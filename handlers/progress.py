@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.std import tqdm
 
-from mnist_ignite.log import lines_above_bar
+from mnist_ignite.log import in_notebook, lines_above_bar
 from mnist_ignite.plugins import Option, Plugin, RunContext
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ class ProgressPlugin(Plugin):
         from ignite.engine import Events
 
         from mnist_ignite.plugins.events import RunEvents
-        from mnist_ignite.reporting.figures import in_notebook
 
         self.bar: tqdm | None = None
         self.completed = False

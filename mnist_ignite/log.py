@@ -26,9 +26,13 @@ __all__ = [
     "AboveBar",
     "ConsoleHandler",
     "LineFormatter",
+    "fit",
+    "in_notebook",
+    "ipython_shell",
     "lines_above_bar",
     "logger",
     "note",
+    "terminal_width",
     "warn",
     "write_line",
 ]
@@ -39,6 +43,21 @@ logger = logging.getLogger("mnist_ignite")
 
 # where a long line may break: after ", " "; " or ": ", or at a run of spaces between columns
 _FIELD_END = re.compile(r"(?<=[,;:]) (?! )|(?<=\S)  +")
+
+
+def ipython_shell() -> object | None:
+    """The running IPython shell, or None; never imports IPython (a kernel imported it long before us).
+
+    Another thread may be importing it right now (mlflow's worker does): a module still half-initialized
+    has no ``get_ipython`` yet, and then this is no notebook either.
+    """
+    get = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    return get() if get is not None else None
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (ipykernel, VS Code, Colab), where figures and bars render in cell outputs."""
+    return getattr(ipython_shell(), "kernel", None) is not None
 
 
 def terminal_width(stream: TextIO | None = None) -> int | None:

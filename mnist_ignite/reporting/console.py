@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_ignite.log import terminal_width, write_line
+from mnist_ignite.log import in_notebook, terminal_width, write_line
 from mnist_ignite.plugins.api import RunContext
 
 if TYPE_CHECKING:
@@ -139,8 +139,6 @@ class ConsoleReport:
             return
         ctx.trainer.add_event_handler(RunEvents.READY, self._header)
         ctx.trainer.add_event_handler(RunEvents.EPOCH_END, self._epoch)
-        from mnist_ignite.reporting.figures import in_notebook
-
         interactive = terminal_width() is not None or in_notebook()
         every = log_every(getattr(ctx.config, "log_every", None), ctx.epoch_length, interactive)
         if every:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mnist_ignite.core.files import atomic_write
+from mnist_ignite.log import in_notebook, ipython_shell
 
 __all__ = [
     "confusion_matrix_figure",
@@ -36,19 +36,6 @@ __all__ = [
 TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
 
 
-def _shell() -> Any:
-    # a kernel imported IPython long before us; elsewhere IPython is not imported, and this costs nothing.
-    # Another thread may be importing it right now (mlflow's worker does): a module still half-initialized
-    # has no get_ipython yet, and then this is no notebook either
-    get = getattr(sys.modules.get("IPython"), "get_ipython", None)
-    return get() if get is not None else None
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (ipykernel, VS Code, Colab), where figures and bars render in cell outputs."""
-    return getattr(_shell(), "kernel", None) is not None
-
-
 def _enable_notebook_figures() -> None:
     """Register the inline backend's figure formats (``%matplotlib inline``'s) unless some are registered.
 
@@ -56,7 +43,7 @@ def _enable_notebook_figures() -> None:
     """
     if not in_notebook():
         return
-    shell = _shell()
+    shell = ipython_shell()
     formatters = [*shell.display_formatter.formatters.values(), shell.display_formatter.ipython_display_formatter]
     for formatter in formatters:
         try:
