@@ -140,8 +140,7 @@ def build_run(
         net = net.to(memory_format=torch.channels_last)
         refusal = channels_last_refusal(net, device)
         if refusal is not None:  # e.g. x.view(B, -1) after a convolution: NCHW, as the model was written
-            channels_last = False
-            net = net.to(memory_format=torch.contiguous_format)
+            channels_last = False  # the probe left the model in NCHW
             if is_main:
                 note(f"{type(net).__name__} does not take channels_last input ({refusal}): training in NCHW")
     model = idist.auto_model(net, sync_bn=False) if world > 1 else net

@@ -148,7 +148,7 @@ def channels_last_refusal(model: torch.nn.Module, device: torch.device) -> str |
 
     One forward on a batch of two 1x28x28 images, each layout: a forward that fails in NCHW too is
     the model's own error, left for the run to report; one that fails only in channels_last (a
-    ``view`` after a convolution) trains in NCHW instead.
+    ``view`` after a convolution) trains in NCHW instead: the model is left in NCHW then.
     """
     from mnist_ignite.models.layers import INPUT_SIZE
 
@@ -157,6 +157,7 @@ def channels_last_refusal(model: torch.nn.Module, device: torch.device) -> str |
     if error is None:
         return None
     model.to(memory_format=torch.contiguous_format)
-    plain = _forward_error(model, x)
-    model.to(memory_format=torch.channels_last)
-    return error if plain is None else None
+    if _forward_error(model, x) is None:
+        return error
+    model.to(memory_format=torch.channels_last)  # the model's own error: the run reports it as it is
+    return None
