@@ -163,12 +163,36 @@ def _setting(entry: Entry, key: str) -> str:
     """An entry's value of a setting; a group's varying one (the seed) as its list of values."""
     if key in entry.settings:
         return str(entry.settings[key])
-    return ",".join(sorted({str(r.settings.get(key)) for r in entry.runs}))
+    values = {r.settings.get(key) for r in entry.runs if key in r.settings}
+    return ",".join(sorted(map(str, values))) if values else DEFAULT
+
+
+DEFAULT = "default"  # a model argument a run did not set: the model's own default
+
+
+def short_key(key: str) -> str:
+    """A setting's name as a legend shows it: ``model_args.width`` -> ``width``."""
+    return key.removeprefix("model_args.")
+
+
+def short_setting(value: Any) -> str:
+    """A value as a legend shows it: a model file's path by its file name (``/a/b/net.py:Net`` -> ``net.py:Net``)."""
+    if isinstance(value, str) and "/" in value:
+        path, sep, name = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+        return f"{Path(path).name}{sep}{name}"
+    return short_value(value)
 
 
 def label_entries(entries: Sequence[Entry], keys: Sequence[str]) -> None:
-    """Legend labels: the differing settings when they tell the entries apart, else the names."""
-    by_settings = [", ".join(f"{k}={short_value(e.settings[k])}" for k in keys if k in e.settings) for e in entries]
+    """Legend labels: the differing settings, short, when they tell the entries apart; else the names."""
+
+    def value(entry: Entry, key: str) -> str | None:
+        if key in entry.settings:
+            return short_setting(entry.settings[key])
+        varies = any(key in r.settings for r in entry.runs)  # a group's seed: its band says so
+        return None if varies else DEFAULT
+
+    by_settings = [", ".join(f"{short_key(k)}={v}" for k in keys if (v := value(e, k)) is not None) for e in entries]
     unique = bool(keys) and len(set(by_settings)) == len(entries)
     for entry, settings in zip(entries, by_settings, strict=True):
         base = settings if unique else entry.name
@@ -215,7 +239,7 @@ def display_row(row: dict[str, Any], group: bool, keys: Sequence[str]) -> dict[s
         "images/s": f"{row['images_per_second']:,.0f}",
         "status": row["status"],
     }
-    return shown | {k: short_value(row[k]) for k in keys}
+    return shown | {k: short_setting(row[k]) if row[k] is not None else DEFAULT for k in keys}
 
 
 def table_markdown(shown: Sequence[dict[str, str]]) -> str:
@@ -246,8 +270,12 @@ PANELS = (("test_acc", "Test accuracy (%)"), ("train_loss", "Training loss"), ("
 
 
 def compare_figure(entries: Sequence[Entry]) -> Figure:
-    """Test accuracy, training loss and test loss per epoch; a group is its mean with a ± std band."""
-    fig = new_figure(figsize=(16, 4.8))
+    """Test accuracy, training loss and test loss per epoch; a group is its mean with a ± std band.
+
+    The legend sits below the panels, outside every axes, so it never hides a line's last point.
+    """
+    rows = -(-len(entries) // LEGEND_COLUMNS) if entries else 0
+    fig = new_figure(figsize=(16, 4.8 + 0.3 * rows), layout="constrained")
     axes = fig.subplots(1, len(PANELS))
     many_epochs = max((len(r.rows) for e in entries for r in e.runs), default=0) >= 30
     for i, entry in enumerate(entries):
@@ -276,6 +304,10 @@ def compare_figure(entries: Sequence[Entry]) -> Figure:
             ax.yaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
             for axis_format in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
                 axis_format(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.2, not 2 x 10^-1
-    axes[0].legend(fontsize="small", loc="best")
-    fig.tight_layout()
+    if entries:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(LEGEND_COLUMNS, len(entries)))
     return fig
+
+
+LEGEND_COLUMNS = 3

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 
 from mnist_ignite.experiments.compare import (
@@ -171,4 +172,30 @@ def test_the_figure_draws_a_line_per_entry_and_a_band_per_group(run: Path, tmp_p
     assert list(accuracy.get_lines()[0].get_xdata()) == [1, 2]
     for ax in (accuracy, train_loss, test_loss):
         assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 1  # the group's ± std band
-    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == [e.label for e in entries]
+    fig = accuracy.figure
+    FigureCanvasAgg(fig).draw()
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [e.label for e in entries]
+    box = legend.get_window_extent()
+    for ax in (accuracy, train_loss, test_loss):
+        assert not box.overlaps(ax.get_window_extent())  # below the panels: it hides no point
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks)  # whole epochs, never 1.5
+
+
+def test_labels_are_short_a_model_file_by_its_name_and_a_missing_model_argument_as_default(
+    run: Path, tmp_path: Path
+) -> None:
+    a = variant(run, tmp_path / "a", model=f"{tmp_path}/models/mynet.py:TinyNet", model_args={"width": 12})
+    b = variant(run, tmp_path / "b", model=f"{tmp_path}/models/mynet.py:TinyNet", model_args={})
+    entries, _ = collect([a, b])
+    keys = differing_settings(entries)
+    label_entries(entries, keys)
+    assert [e.label for e in entries] == ["width=12", "width=default"]
+    rows = [display_row(summarize(e, keys), e.group, keys) for e in entries]
+    assert [r["model_args.width"] for r in rows] == ["12", "default"]
+    c = variant(run, tmp_path / "c", model="/somewhere/else/mynet.py:TinyNet")
+    entries, _ = collect([a, c])
+    label_entries(entries, differing_settings(entries))
+    assert entries[1].label.startswith("model=mynet.py:TinyNet")

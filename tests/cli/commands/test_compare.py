@@ -66,7 +66,8 @@ def test_figure_overlays_each_runs_curves(runs: dict[str, Path]) -> None:
             rows = metrics(runs[lr])
             assert list(line.get_xdata()) == [1, 2]
             assert list(line.get_ydata()) == pytest.approx([r[key] for r in rows])
-    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == [f"lr={float(lr)}" for lr in LRS]
+    (legend,) = accuracy.figure.legends  # one legend, below the panels
+    assert [t.get_text() for t in legend.get_texts()] == [f"lr={float(lr)}" for lr in LRS]
 
 
 def test_table_printed_and_written_with_only_the_differing_settings(
