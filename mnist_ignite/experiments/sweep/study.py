@@ -708,7 +708,7 @@ def write_results(study: optuna.Study, spec: SweepSpec, folder: Path) -> dict[st
             (t.user_attrs.get("worker") or {}).get("host", ""), t.user_attrs.get("error", ""),
         ])  # fmt: skip
     atomic_write(folder / RESULTS_CSV, lambda f: f.write(buf.getvalue().encode()))
-    notes = write_plots(study, folder / "plots")
+    notes = write_plots(study, spec, folder / "plots")
     counts = Counter(t.state for t in trials)
     print(
         f"{len(trials)} trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
@@ -728,25 +728,28 @@ def write_results(study: optuna.Study, spec: SweepSpec, folder: Path) -> dict[st
     return {"number": best.number, "value": best.value, "params": best.params}
 
 
-def write_plots(study: optuna.Study, folder: Path) -> list[str]:
-    """Optuna's matplotlib plots as PNGs; returns notes on the plots left out (too few trials)."""
-    import matplotlib
+def write_plots(study: optuna.Study, spec: SweepSpec, folder: Path) -> list[str]:
+    """The sweep's figures as PNGs (:mod:`.figures`); returns notes on the ones left out (too few trials)."""
+    from mnist_ignite.experiments.sweep.figures import history_figure, importance_figure, parallel_figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    finite = [t for t in complete if t.value is not None and math.isfinite(t.value)]
+    trials = study.get_trials(deepcopy=False)
+    finite = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
     varied = {k for t in finite for k in t.params if len({repr(u.params.get(k)) for u in finite}) > 1}
+
+    def importances() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for PED-ANOVA
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            )
+        return importance_figure(found, spec)
+
     plots: list[tuple[str, Callable[[], Any], str | None]] = [
-        ("optimization_history.png", lambda: ovm.plot_optimization_history(study), None if finite else
+        ("optimization_history.png", lambda: history_figure(trials, spec), None if finite else
          "optimization_history.png needs a completed trial"),
-        ("param_importances.png",
-         lambda: ovm.plot_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()),
-         None if len(finite) >= 2 and varied else "param_importances.png needs 2 completed trials whose "
-         "parameters differ"),
-        ("parallel_coordinate.png", lambda: ovm.plot_parallel_coordinate(study), None if finite else
+        ("param_importances.png", importances, None if len(finite) >= 2 and varied else
+         "param_importances.png needs 2 completed trials whose parameters differ"),
+        ("parallel_coordinate.png", lambda: parallel_figure(trials, spec), None if finite else
          "parallel_coordinate.png needs a completed trial"),
     ]  # fmt: skip
     notes = []
@@ -755,16 +758,10 @@ def write_plots(study: optuna.Study, folder: Path) -> list[str]:
         if missing:
             notes.append(missing)
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                ax = plot()
-            except (ValueError, RuntimeError, ZeroDivisionError) as err:  # Optuna refuses degenerate studies
-                notes.append(f"{name} left out: {err}")
-                continue
-        fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
-        fig.set_size_inches(9, 5.5)
-        fig.tight_layout()
+        try:
+            fig = plot()
+        except (ValueError, RuntimeError, ZeroDivisionError) as err:  # Optuna refuses degenerate studies
+            notes.append(f"{name} left out: {err}")
+            continue
         atomic_write(folder / name, lambda f, fig=fig: fig.savefig(f, format="png", dpi=90))
-        plt.close(fig)
     return notes
