@@ -26,6 +26,7 @@ __all__ = [
     "figure_png",
     "image_grid",
     "in_notebook",
+    "integer_epochs",
     "metrics_figure",
     "new_figure",
     "plot_model_results",
@@ -108,7 +109,15 @@ def plot_model_results(results: Mapping[str, Sequence[float]]) -> Figure:
         ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        integer_epochs(ax, len(values))
     return fig
+
+
+def integer_epochs(ax: Any, epochs: int) -> None:
+    """Whole-epoch ticks on the x axis (never 1.2, 1.4); one epoch centred in a one-epoch-wide view."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if epochs == 1:
+        ax.set_xlim(0.5, 1.5)
 
 
 def metrics_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:

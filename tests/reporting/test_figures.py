@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -18,6 +19,7 @@ from mnist_ignite.reporting.figures import (
     in_notebook,
     metrics_figure,
     new_figure,
+    plot_model_results,
     plot_train_data,
     save_figure,
 )
@@ -117,3 +119,20 @@ def test_a_half_imported_ipython_is_no_notebook(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
     assert in_notebook() is False
+
+
+def _visible_xticks(ax: Any) -> list[float]:
+    low, high = ax.get_xlim()
+    return [t for t in ax.get_xticks() if low <= t <= high]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7])
+def test_every_epoch_axis_ticks_whole_epochs(epochs: int) -> None:
+    """The seed's 2x2 figure and the live metrics figure: 1, 2, 3, never 1.2, 1.4 or 2.5."""
+    values = [float(e) for e in range(epochs)]
+    seed = plot_model_results({k: values for k in ("train_losses", "test_losses", "train_acc", "test_acc")})
+    for fig in (seed, metrics_figure(_rows(epochs))):
+        FigureCanvasAgg(fig).draw()
+        for ax in fig.axes:
+            ticks = _visible_xticks(ax)
+            assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
