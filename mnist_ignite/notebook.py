@@ -34,11 +34,14 @@ class Model:
             (B, 10) log-probabilities or logits.
         device: ``auto`` (cuda, mps, cpu) or a device name.
         handlers: plugins to attach: names or specs (see ``mnist-ignite --list-handlers``),
-            plugin objects, or plain ``attach(ctx)`` functions.
+            plugin objects, or plain ``attach(ctx)`` functions. Default ``lr_schedule`` and
+            ``progress``, and ``checkpoint`` too when you name an ``output_dir`` (so it can be resumed).
         output_dir: where file-writing plugins put their files (default ``runs/<timestamp>``,
             created only when a plugin writes). A folder you name that holds another run is refused
-            (:class:`~mnist_ignite.rundir.RunDirError`) unless ``overwrite=True``, and is locked while
-            this ``Model`` lives.
+            (:class:`~mnist_ignite.errors.RunDirError`) unless ``resume=True`` or ``overwrite=True``,
+            and is locked while this ``Model`` lives.
+        resume: continue the run in ``output_dir`` from its newest checkpoint (weights, optimizer,
+            schedule, epoch count, history), e.g. after a kernel restart; ``run(n)`` then trains n more epochs.
         overwrite: replace the run already in ``output_dir`` (its own files only).
         **options: handler options by name, e.g. ``patience=2`` for ``early_stopping``.
     """
@@ -53,8 +56,9 @@ class Model:
         learning_rate: float | None = None,
         net: nn.Module | None = None,
         device: str = "auto",
-        handlers: Sequence[Any] = ("lr_schedule", "progress"),
+        handlers: Sequence[Any] | None = None,
         output_dir: str | Path | None = None,
+        resume: bool = False,
         overwrite: bool = False,
         **options: Any,
     ) -> None:
@@ -65,12 +69,16 @@ class Model:
         from mnist_ignite.core.resolve import resolve_output_dir, validate
         from mnist_ignite.core.rundir import CONFIG, RunDir, outputs_of
         from mnist_ignite.discovery.handlers import build_plugins
-        from mnist_ignite.errors import RunDirError
+        from mnist_ignite.errors import CheckpointLoadError, ConfigError, RunDirError
 
         self.train_loader = train_loader
         self.test_loader = test_loader
         self.lr = lr if learning_rate is None else learning_rate
         self.momentum = momentum
+        if handlers is None:
+            handlers = ("lr_schedule", "progress", *(("checkpoint",) if output_dir is not None else ()))
+        if resume and output_dir is None:
+            raise ConfigError("Model(..., resume=True) needs output_dir=, the run folder to continue")
         config = Config(
             lr=self.lr,
             momentum=momentum,
@@ -78,26 +86,42 @@ class Model:
             handlers=[h for h in handlers if isinstance(h, str)],
             options=options,
             output_dir=str(output_dir or ""),
+            resume="auto" if resume else None,
+            overwrite=overwrite,
         )
-        validate(config)
+        try:
+            validate(config)
+        except ConfigError as err:
+            raise ConfigError(_keywords(str(err))) from None
         config = _check_options(config)
         config = dataclasses.replace(config, output_dir=str(resolve_output_dir(config)))
         plugins = build_plugins(config.handlers, config.options, [h for h in handlers if not isinstance(h, str)])
         self._rundir = None
         if output_dir is not None:  # a folder you name is claimed like the CLI's: no silent mixing of two runs
-            self._rundir = RunDir(output_dir, resume=False, overwrite=overwrite, outputs=outputs_of(plugins))
+            _close_earlier(Path(output_dir))
+            self._rundir = RunDir(output_dir, resume=resume, overwrite=overwrite, outputs=outputs_of(plugins))
             try:
                 self._rundir.claim()
             except RunDirError as err:  # in Python the choices are keywords, not flags
-                words = str(err).replace("--resume auto continues it, ", "").replace("--overwrite", "overwrite=True")
-                raise RunDirError(words.replace("--output-dir", "output_dir")) from None
-            save_json(Path(config.output_dir) / CONFIG, config.to_dict())
+                raise RunDirError(_keywords(str(err))) from None
+            if not resume:
+                save_json(Path(config.output_dir) / CONFIG, config.to_dict())
         self.device = select_device(device)
         # no console report: the seed's own lines ("Epoch N", "Test set: ...") are the report
-        self.ctx = build_run(config, self.device, train_loader, test_loader, net=net, plugins=plugins)
+        try:  # on resume the checkpoint is restored here (RunEvents.READY)
+            self.ctx = build_run(config, self.device, train_loader, test_loader, net=net, plugins=plugins)
+        except (RunDirError, CheckpointLoadError) as err:
+            if self._rundir is not None:
+                self._rundir.release(started=False)
+            raise type(err)(_keywords(str(err))) from None
         self.model, self.optimizer = self.ctx.model, self.ctx.optimizer
         self.trainer, self.evaluator = self.ctx.trainer, self.ctx.evaluator
         self.results: dict[str, list[float]] = {"train_losses": [], "train_acc": [], "test_losses": [], "test_acc": []}
+        for row in self.ctx.history.rows:  # a resumed run's earlier epochs, so plot_model_results shows them all
+            for key, value in (("train_losses", "train_loss"), ("train_acc", "train_acc")):
+                self.results[key].append(float(row[value]))
+            for key, value in (("test_losses", "test_loss"), ("test_acc", "test_acc")):
+                self.results[key].append(float(row[value]))
         self.stopped = False  # a handler (early stopping, time limit) ended training
         self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
         self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))
@@ -106,6 +130,8 @@ class Model:
         self._clock = StartupClock(run_clock_base())
         self._clock.attach(self.trainer)
         self._finalizer = weakref.finalize(self, _finish, list(self.ctx.plugins), self._rundir)
+        if output_dir is not None:
+            _LIVE[Path(output_dir).resolve()] = weakref.ref(self)
 
     @property
     def config(self) -> Any:
@@ -125,8 +151,11 @@ class Model:
 
     def train(self) -> tuple[float, float]:
         """Train one epoch (its evaluation follows, as in every run); append and return (loss, accuracy %)."""
+        from mnist_ignite.errors import RunDirError
         from mnist_ignite.plugins.guard import named_failures
 
+        if not self._finalizer.alive:
+            raise RunDirError(f"this Model is closed{self._closed_why}; make a new one (resume=True continues its run)")
         epoch = self.trainer.state.epoch
         with named_failures():
             state = self.trainer.run(self.train_loader, max_epochs=epoch + 1)
@@ -193,6 +222,23 @@ class Model:
         """
         self._finalizer()
 
+    _closed_why = ""
+
+
+# folder -> the live Model that holds it, so re-running a notebook cell hands the folder to the new Model
+_LIVE: dict[Path, weakref.ref] = {}
+
+
+def _close_earlier(folder: Path) -> None:
+    """Close the Model of this process that holds ``folder``: the cell that made it was run again."""
+    from mnist_ignite.log import note
+
+    earlier = _LIVE.pop(folder.resolve(), lambda: None)()
+    if earlier is not None and earlier._finalizer.alive:
+        earlier.close()
+        earlier._closed_why = f": a newer Model took {folder}"
+        note(f"closed the earlier Model on {folder} (this kernel) so this one can use the folder")
+
 
 def _finish(plugins: list[Any], rundir: Any) -> None:
     from mnist_ignite.plugins.guard import close_plugins
@@ -200,6 +246,23 @@ def _finish(plugins: list[Any], rundir: Any) -> None:
     close_plugins(plugins)
     if rundir is not None:
         rundir.release(started=True)
+
+
+# the command line's words for a choice -> the keyword that makes it in Python
+_FLAGS_AS_KEYWORDS = (
+    ("--resume auto", "resume=True"),
+    ("--resume", "resume=True"),
+    ("--overwrite", "overwrite=True"),
+    ("--output-dir", "output_dir"),
+    ("--no-handler checkpoint", "no 'checkpoint' in handlers="),
+)
+
+
+def _keywords(text: str) -> str:
+    """A refusal worded for the command line, in ``Model``'s keywords."""
+    for flag, keyword in _FLAGS_AS_KEYWORDS:
+        text = text.replace(flag, keyword)
+    return text
 
 
 def _check_options(config: Any) -> Any:

@@ -141,7 +141,9 @@ def test_the_facade_refuses_a_named_folder_that_holds_a_run_and_typos_in_options
     first.train()
     first.close()
     with pytest.raises(
-        RunDirError, match=r"already holds a run \(.*\): overwrite=True replaces it, or choose another output_dir$"
+        RunDirError,
+        match=r"already holds a run \(.*\): resume=True continues it, overwrite=True replaces it, "
+        r"or choose another output_dir$",
     ):
         Model(*loaders, device="cpu", handlers=["checkpoint"], output_dir=tmp_path)
     again = Model(*loaders, device="cpu", handlers=["checkpoint"], output_dir=tmp_path, overwrite=True)
@@ -179,3 +181,46 @@ def test_a_notebook_run_folder_is_a_run_that_the_commands_take(tmp_path: Path) -
         ["evaluate", str(folder), "--data-dir", str(data), "--device", "cpu", "--output-dir", str(tmp_path / "e")]
     )
     assert code == 0
+
+
+def test_resume_true_continues_a_notebook_run_after_a_restart(
+    loaders: tuple[DataLoader, DataLoader], tmp_path: Path
+) -> None:
+    """A named folder gets checkpoints by default; resume=True picks the run up where it stopped."""
+    from mnist_ignite.errors import ConfigError, RunDirError
+
+    folder = tmp_path / "nb"
+    first = Model(*loaders, device="cpu", output_dir=folder)
+    assert "checkpoint" in first.config.handlers  # the default with a named folder
+    first.run(num_epochs=2)
+    weights = {k: v.clone() for k, v in first.model.state_dict().items()}
+    lr, results = first.optimizer.param_groups[0]["lr"], {k: list(v) for k, v in first.results.items()}
+    first.close()
+
+    again = Model(*loaders, device="cpu", output_dir=folder, resume=True)
+    assert again.trainer.state.epoch == 2 and again.trainer.state.iteration == 20
+    assert all(torch.equal(weights[k], v) for k, v in again.model.state_dict().items())
+    assert again.optimizer.param_groups[0]["lr"] == lr
+    assert again.results == results  # the earlier epochs, for plot_model_results
+    again.run(num_epochs=1)
+    assert again.trainer.state.epoch == 3 and len(again.results["test_acc"]) == 3
+    again.close()
+
+    with pytest.raises(ConfigError, match=r"resume=True\) needs output_dir="):
+        Model(*loaders, device="cpu", resume=True)
+    with pytest.raises(ConfigError, match="resume=True and overwrite=True contradict each other"):
+        Model(*loaders, device="cpu", output_dir=folder, resume=True, overwrite=True)
+    plain = tmp_path / "plain"
+    earlier = Model(*loaders, device="cpu", handlers=[], output_dir=plain)
+    earlier.run(num_epochs=1)
+    with pytest.raises(ConfigError, match=r"resume=True needs the checkpoint handler"):
+        Model(*loaders, device="cpu", handlers=[], output_dir=plain, resume=True)
+    with pytest.raises(RunDirError, match=r"no checkpoint .* overwrite=True replaces that run$"):
+        Model(*loaders, device="cpu", output_dir=plain, resume=True)
+    assert not (plain / "checkpoints").exists() or not any((plain / "checkpoints").iterdir())
+    # the cell run again while the earlier Model still lives: the new one takes the folder, the old one is closed
+    rerun = Model(*loaders, device="cpu", output_dir=plain, overwrite=True)
+    with pytest.raises(RunDirError, match=r"this Model is closed: a newer Model took .*plain; make a new one"):
+        earlier.train()
+    rerun.run(num_epochs=1)
+    rerun.close()
