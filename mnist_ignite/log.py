@@ -31,6 +31,7 @@ __all__ = [
     "ipython_shell",
     "lines_above_bar",
     "logger",
+    "no_control_echo",
     "note",
     "terminal_width",
     "warn",
@@ -183,6 +184,34 @@ def lines_above_bar() -> Iterator[None]:
             sys.stderr = saved[1]
         out.drain()
         err.drain()
+
+
+@contextlib.contextmanager
+def no_control_echo(stream: TextIO | None = None) -> Iterator[None]:
+    """While inside, the terminal does not echo ``^C`` (its ``ECHOCTL`` flag off): Ctrl-C's message starts on a
+    clean line instead of after a stray ``^C`` glued to the progress bar. Restored on the way out; nothing
+    changes when ``stream`` (default stdin) is no terminal, or when this process is not in the foreground."""
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal
+        yield
+        return
+    saved, fd = None, -1
+    try:
+        fd = (stream or sys.stdin).fileno()
+        if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+            saved = termios.tcgetattr(fd)
+            quiet = list(saved)
+            quiet[3] &= ~termios.ECHOCTL
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (AttributeError, ValueError, OSError, termios.error):  # a closed, captured or odd stdin: leave it
+        saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            with contextlib.suppress(ValueError, OSError, termios.error):
+                termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 class LineFormatter(logging.Formatter):

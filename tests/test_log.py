@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 from collections.abc import Iterator
 
@@ -129,3 +130,27 @@ def test_print_while_the_bar_is_live_goes_above_it(monkeypatch: pytest.MonkeyPat
     assert "gradnorm 0.5 at 3" in screen and "to stderr" in screen and "unfinished" in screen, screen
     # the bar was lifted for each line: every printed line starts on a cleared line, not after "BAR 3/10"
     assert "BAR 3/10gradnorm" not in terminal.getvalue()
+
+
+def test_no_control_echo_turns_echoctl_off_inside_and_back_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pty
+    import termios
+
+    from mnist_ignite.log import no_control_echo
+
+    master, slave = pty.openpty()
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp())  # as if this process owned the terminal
+    try:
+        with open(slave, closefd=False) as stream:
+            assert termios.tcgetattr(slave)[3] & termios.ECHOCTL
+            with no_control_echo(stream):
+                assert not termios.tcgetattr(slave)[3] & termios.ECHOCTL
+            assert termios.tcgetattr(slave)[3] & termios.ECHOCTL
+            with pytest.raises(KeyboardInterrupt), no_control_echo(stream):
+                raise KeyboardInterrupt
+            assert termios.tcgetattr(slave)[3] & termios.ECHOCTL  # restored on the way out of Ctrl-C too
+    finally:
+        os.close(master)
+        os.close(slave)
+    with no_control_echo(io.StringIO()):  # a captured stdin: nothing to do, no error
+        pass

@@ -22,7 +22,7 @@ from typing import Any
 
 from mnist_ignite.cli.commands import COMMANDS, load_command
 from mnist_ignite.errors import ForcedStop, Interrupted, MnistIgniteError, PluginError, PluginLoadError
-from mnist_ignite.log import PROG
+from mnist_ignite.log import PROG, no_control_echo
 
 __all__ = ["DEBUG_ENV", "main"]
 
@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
     debug = _debugging(argv)
     argv = [a for a in argv if a != "--debug"]
     try:
-        return _dispatch(argv, plugins)
+        with no_control_echo():
+            return _dispatch(argv, plugins)
     except SystemExit as stop:  # argparse: --help (0), or a usage error it has printed (2)
         return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     except KeyboardInterrupt as err:

@@ -24,30 +24,58 @@ BAR_END = re.compile(
 )
 
 
-def _run_on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
-    """The CLI with stdout and stderr on one pty of ``columns`` columns, as a user's terminal; returns (rc, output)."""
+def _on_a_terminal(args: list[str], columns: int = 120, ctrl_c: bool = False) -> tuple[int, str, bool]:
+    """The CLI as the foreground job of a real terminal of ``columns`` columns (stdin, stdout and stderr on its
+    pty); with ``ctrl_c``, Ctrl-C typed once the bar is live.
+
+    Returns (rc, output, whether the terminal echoes control characters afterwards).
+    """
+    import select
+    import time
+
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+
+    def controlling_terminal() -> None:  # the pty becomes the child's terminal, the child its foreground job
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "train_mnist.py"), *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,
         cwd=ROOT,
-        close_fds=True,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,
     )
+    chunks: list[bytes] = []
+    typed, deadline = False, time.monotonic() + 600
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if ctrl_c and not typed and b"%|" in b"".join(chunks[-3:]):
+            os.write(master, b"\x03")  # Ctrl-C, through the terminal's line discipline
+            typed = True
+        if proc.poll() is not None and not ready:
+            break
+    rc = proc.wait(timeout=60)
+    echoes = bool(termios.tcgetattr(slave)[3] & termios.ECHOCTL)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
     os.close(master)
-    return proc.wait(timeout=600), b"".join(chunks).decode()
+    return rc, b"".join(chunks).decode(), echoes
+
+
+def _run_on_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
+    """The CLI with stdout and stderr on one pty of ``columns`` columns, as a user's terminal; returns (rc, output)."""
+    rc, output, _ = _on_a_terminal(args, columns)
+    return rc, output
 
 
 def _screen(output: str, columns: int = 1000) -> list[str]:
@@ -108,3 +136,16 @@ def test_no_bar_when_not_a_terminal(data_dir: str, tmp_path: Path, capsys: pytes
     assert main(small_args(data_dir, tmp_path / "q", "--epochs", "1", train=128, eval_=64)) == 0
     captured = capsys.readouterr()
     assert "%|" not in captured.err and "img/s]" not in captured.err
+
+
+@pytest.mark.integration  # a process on a pty
+def test_ctrl_c_on_a_terminal_leaves_no_stray_caret_and_the_terminal_as_it_was(tmp_path: Path) -> None:
+    data = fake_mnist(tmp_path / "data", train=6400, test=128)  # 100 batches: time to type Ctrl-C mid-epoch
+    args = ["--data-dir", str(data), "--no-download", "--device", "cpu", "--output-dir", str(tmp_path / "t")]
+    rc, output, echoes = _on_a_terminal([*args, "--epochs", "3"], ctrl_c=True)
+    assert rc == 130, output
+    assert "^C" not in output, output  # the terminal did not echo it over the bar
+    lines = _screen(output)
+    assert any(line.startswith("mnist-ignite: SIGINT received: stopped after the current iteration") for line in lines)
+    assert lines[-2:][0] == "resume with:" and lines[-1].endswith("--resume auto"), lines
+    assert echoes  # ECHOCTL back on for the shell that ran it
