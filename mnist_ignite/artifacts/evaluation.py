@@ -83,10 +83,14 @@ def evaluate(
     device: torch.device,
     batch_size: int = 1000,
     top: int = 16,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``trained`` on uint8 ``images`` (N, 28, 28) with labels ``targets``; the report as a dict."""
+    """Evaluate ``trained`` on uint8 ``images`` (N, 28, 28) with labels ``targets``; the report as a dict.
+
+    ``dtype``: the autocast dtype (None = fp32); the run's own makes the numbers match its last epoch's.
+    """
     model = trained.model.to(device).eval()
-    evaluator = create_evaluator(model, device)
+    evaluator = create_evaluator(model, device, dtype)
     precision = Precision(average=False, device=device)
     recall = Recall(average=False, device=device)
     extra = {

@@ -11,10 +11,19 @@ import argparse
 from pathlib import Path
 
 from mnist_ignite.config.argv import DefaultsHelpFormatter, Parser
-from mnist_ignite.config.settings import default_data_dir, is_device_name
+from mnist_ignite.config.settings import PRECISIONS, default_data_dir, is_device_name
 from mnist_ignite.log import PROG
 
-__all__ = ["PROG", "add_data_arg", "add_device_arg", "add_trust_arg", "command_parser", "data_dir_of_run"]
+__all__ = [
+    "PROG",
+    "add_data_arg",
+    "add_device_arg",
+    "add_precision_arg",
+    "add_trust_arg",
+    "command_parser",
+    "data_dir_of_run",
+    "precision_of_run",
+]
 
 
 def _device(text: str) -> str:
@@ -57,14 +66,35 @@ def add_trust_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _recorded(run_dir: Path | None, key: str) -> object:
+    """``key`` of the run's config.json (None without a run, or when the folder holds no run's settings)."""
+    if run_dir is None:
+        return None
+    from mnist_ignite.core.rundir import read_run_config
+
+    return (read_run_config(run_dir) or {}).get(key)
+
+
 def data_dir_of_run(given: str | None, run_dir: Path | None) -> str:
     """``--data-dir`` when given, else the run's own data folder (when it still holds MNIST), else the default."""
+    recorded = _recorded(run_dir, "data_dir")
     if given:
         return given
-    if run_dir is not None:
-        from mnist_ignite.core.rundir import read_run_config
-
-        recorded = (read_run_config(run_dir) or {}).get("data_dir")
-        if isinstance(recorded, str) and (Path(recorded) / "MNIST" / "raw").is_dir():
-            return recorded
+    if isinstance(recorded, str) and (Path(recorded) / "MNIST" / "raw").is_dir():
+        return recorded
     return default_data_dir()
+
+
+def add_precision_arg(parser: argparse.ArgumentParser) -> None:
+    """``--precision``: by default the one the run trained (and evaluated) in, so the numbers match its own."""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="autocast dtype (default: the run's own, from its config.json; else fp32)",
+    )
+
+
+def precision_of_run(given: str | None, run_dir: Path | None) -> str:
+    """``--precision`` when given, else the run's recorded one, else fp32."""
+    recorded = _recorded(run_dir, "precision")
+    return given or (str(recorded) if recorded in PRECISIONS else "fp32")

@@ -16,9 +16,11 @@ from typing import Any
 from mnist_ignite.cli.commands.common import (
     add_data_arg,
     add_device_arg,
+    add_precision_arg,
     add_trust_arg,
     command_parser,
     data_dir_of_run,
+    precision_of_run,
 )
 from mnist_ignite.errors import ConfigError
 
@@ -29,7 +31,8 @@ HELP = "test loss/accuracy, per-class precision/recall/F1, confusion matrix, top
 
 def print_report(report: dict[str, Any]) -> None:
     """The few lines a person reads: overall numbers, the per-class table, the worst confusions."""
-    print(f"evaluated {report['model_file']} ({report['model']}, {report['parameters']:,} parameters)")
+    precision = f", {report['precision']}" if report.get("precision", "fp32") != "fp32" else ""
+    print(f"evaluated {report['model_file']} ({report['model']}, {report['parameters']:,} parameters{precision})")
     print(
         f"on {report['samples']:,} MNIST test images: "
         f"loss {report['test_loss']:.4f}  accuracy {report['test_acc']:.2f}%"
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_arg(parser)
     add_device_arg(parser)
+    add_precision_arg(parser)
     add_trust_arg(parser)
     parser.add_argument("--output-dir", help="where to write (default: RUN_DIR/evaluation/<model file name>)")
     parser.add_argument("--top", type=int, default=16, help="how many top-loss images to show")
@@ -68,7 +72,7 @@ def main(argv: list[str]) -> int:
     from mnist_ignite.artifacts.evaluation import evaluate, write_report
     from mnist_ignite.artifacts.trained import load_trained
     from mnist_ignite.core.data import read_test_images
-    from mnist_ignite.core.device import select_device
+    from mnist_ignite.core.device import choose_precision, select_device
     from mnist_ignite.core.files import prepare_output_dir
 
     try:
@@ -80,7 +84,9 @@ def main(argv: list[str]) -> int:
     out = Path(args.output_dir) if args.output_dir else base / "evaluation" / trained.source.stem
     prepare_output_dir(out)
     images, targets = read_test_images(data_dir_of_run(args.data_dir, trained.run_dir), args.max_samples)
-    report = evaluate(trained, images, targets, device, args.batch_size, args.top)
+    precision = choose_precision(precision_of_run(args.precision, trained.run_dir), device)
+    report = evaluate(trained, images, targets, device, args.batch_size, args.top, precision.dtype)
+    report["precision"] = precision.name
     print_report(report)
     written = write_report(report, images, out)
     print("wrote " + ", ".join(os.fspath(p) for p in written))

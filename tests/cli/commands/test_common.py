@@ -10,9 +10,11 @@ import pytest
 from mnist_ignite.cli.commands.common import (
     add_data_arg,
     add_device_arg,
+    add_precision_arg,
     add_trust_arg,
     command_parser,
     data_dir_of_run,
+    precision_of_run,
 )
 from mnist_ignite.config.settings import Config
 from mnist_ignite.core.files import save_json
@@ -101,3 +103,24 @@ def test_a_folder_that_is_not_a_run_gives_the_default(tmp_path: Path, monkeypatc
     save_json(tmp_path / "config.json", {"data_dir": str(tmp_path / "mnist")})
     assert data_dir_of_run(None, tmp_path) == "/the/default"
     assert data_dir_of_run(None, tmp_path / "missing") == "/the/default"
+
+
+@pytest.mark.parametrize(
+    ("given", "recorded", "expected"),
+    [
+        ("fp16", "bf16", "fp16"),  # --precision wins
+        (None, "bf16", "bf16"),  # the run's own: evaluate's numbers then match its last epoch's
+        (None, "auto", "auto"),  # resolved on the device at hand, as the run resolved it
+        (None, "fp8", "fp32"),  # not a precision this tool knows
+        (None, None, "fp32"),  # no run folder
+    ],
+)
+def test_precision_of_run(given: str | None, recorded: str | None, expected: str, tmp_path: Path) -> None:
+    run = None
+    if recorded is not None:
+        save_json(tmp_path / "config.json", Config().to_dict() | {"precision": recorded})
+        run = tmp_path
+    assert precision_of_run(given, run) == expected
+    parser = command_parser("thing", "does a thing")
+    add_precision_arg(parser)
+    assert parser.parse_args([]).precision is None and parser.parse_args(["--precision", "bf16"]).precision == "bf16"

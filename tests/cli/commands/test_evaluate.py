@@ -117,6 +117,32 @@ def test_every_model_file_kind(kind: str, trained_run: Path, data_dir: str, tmp_
     assert str(file) in capsys.readouterr().out
 
 
+def test_the_run_s_own_precision_unless_precision_says_otherwise(
+    trained_run: Path, data_dir: str, tmp_path: Path, capsys
+) -> None:
+    """A bf16 run is evaluated in bf16 (the numbers its epochs reported); --precision fp32 evaluates in fp32."""
+    import shutil
+
+    run = tmp_path / "bf16-run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("evaluation"))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config | {"precision": "bf16"}))
+    reports = {}
+    for given in ([], ["--precision", "fp32"]):
+        out = tmp_path / (given[-1] if given else "own")
+        assert main([str(run), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "300", "--output-dir",
+                     str(out), *given]) == 0  # fmt: skip
+        reports[out.name] = json.loads((out / "evaluation.json").read_text())
+    assert reports["own"]["precision"] == "bf16" and reports["fp32"]["precision"] == "fp32"
+    assert ", bf16)" in capsys.readouterr().out
+    ds = load_mnist(data_dir, train=False, download=False)
+    x, y = normalize(ds.data[:300].unsqueeze(1).float() / 255), ds.targets[:300]
+    model = load_trained(run).model
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x).float(), y).item()
+    assert math.isclose(reports["own"]["test_loss"], loss, rel_tol=1e-3)
+
+
 def test_default_output_folder_is_inside_the_run(trained_run: Path, data_dir: str, capsys) -> None:
     assert main([str(trained_run), "--data-dir", data_dir, "--device", "cpu", "--max-samples", "100"]) == 0
     assert (trained_run / "evaluation" / "final_model" / "evaluation.json").is_file()
