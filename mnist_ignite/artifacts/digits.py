@@ -15,6 +15,8 @@ header, before a single pixel is decoded.
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -25,8 +27,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_ignite.errors import BlankDigitError, DigitImageError, ImageTooLargeError
+from mnist_ignite.log import warn
 
-__all__ = ["IMAGE_SUFFIXES", "PIL_FORMATS", "DigitImageError", "find_images", "load_digit", "to_mnist"]
+__all__ = ["IMAGE_SUFFIXES", "PIL_FORMATS", "DigitImageError", "find_images", "load_digit", "shrunk", "to_mnist"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # the formats PIL may read them as (a camera's MPO comes through JPEG); never EPS, PDF or other plugins
@@ -38,12 +41,23 @@ MAX_SIDE = 1024  # larger pictures are shrunk to this before anything else
 INK = 0.1  # after stretching, pixels above this count as ink for the bounding box (paper noise stays out)
 
 
-def _gray(image: Image.Image) -> np.ndarray:
-    """Grayscale in [0, 1]; transparent pixels take the colour that contrasts with the opaque ink."""
-    image = ImageOps.exif_transpose(image)
-    if max(image.size) > MAX_SIDE:  # a phone photo: shrink first, the digit ends up 20 pixels tall anyway
+def shrunk(image: Image.Image) -> Image.Image:
+    """``image`` at most :data:`MAX_SIDE` on its longer side (a phone photo: the digit ends up 20 pixels tall anyway).
+
+    An integer ``reduce`` first (box filter, no full-size copy), then a box thumbnail for the rest.
+    """
+    factor = max(image.size) // MAX_SIDE
+    if factor >= 2:
+        image = image.reduce(factor)
+    if max(image.size) > MAX_SIDE:
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
+    return image
+
+
+def _gray(image: Image.Image) -> np.ndarray:
+    """Grayscale in [0, 1]; transparent pixels take the colour that contrasts with the opaque ink."""
+    image = ImageOps.exif_transpose(shrunk(image))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's "L"
@@ -106,14 +120,31 @@ def load_digit(source: str | os.PathLike | IO[bytes], max_pixels: int | None = N
         DigitImageError: not an image, unreadable, or blank (:class:`BlankDigitError`), or larger than
             ``max_pixels`` (:class:`ImageTooLargeError`).
     """
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            info = os.stat(source)
+        except OSError as err:
+            raise DigitImageError(f"cannot read it ({err.strerror or err})") from None
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read for ever, a device never end
+            raise DigitImageError("not a regular file (a FIFO, socket or device): refusing to read it")
     try:
-        with Image.open(source, formats=PIL_FORMATS) as image:
+        with warnings.catch_warnings(record=True) as opening:  # PIL's own warnings, worded as one line each below
+            warnings.simplefilter("always")
+            image = Image.open(source, formats=PIL_FORMATS)
+        with image:
             width, height = image.size
             if max_pixels is not None and width * height > max_pixels:
                 raise ImageTooLargeError(
                     f"the image is {width}x{height} pixels, more than the {max_pixels:,} taken: refused before decoding"
                 )
-            image.load()
+            with warnings.catch_warnings(record=True) as loading:
+                warnings.simplefilter("always")
+                if image.format == "JPEG":  # decoded at 1/2, 1/4 or 1/8 scale: a big photo never whole in memory
+                    image.draft(image.mode, (MAX_SIDE, MAX_SIDE))
+                image.load()
+            name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the uploaded image"
+            for message in dict.fromkeys(_one_line(w, width, height) for w in [*opening, *loading]):
+                warn(f"{name}: {message}")
             return to_mnist(image)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, DigitImageError):
@@ -125,6 +156,14 @@ def load_digit(source: str | os.PathLike | IO[bytes], max_pixels: int | None = N
         else:
             reason = " ".join(str(err).split()) or type(err).__name__
         raise DigitImageError(f"not a readable image ({reason})") from None
+
+
+def _one_line(said: warnings.WarningMessage, width: int, height: int) -> str:
+    """A warning PIL gave while reading, as one line without PIL's source location."""
+    if issubclass(said.category, Image.DecompressionBombWarning):
+        limit = f" ({Image.MAX_IMAGE_PIXELS:,} pixels)" if Image.MAX_IMAGE_PIXELS else ""
+        return f"{width}x{height} pixels, over PIL's decompression-bomb warning size{limit}: decoded anyway"
+    return " ".join(str(said.message).split())
 
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:

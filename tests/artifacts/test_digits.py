@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_ignite.artifacts.digits import find_images, load_digit, to_mnist
+from mnist_ignite.artifacts.digits import MAX_SIDE, find_images, load_digit, shrunk, to_mnist
 from mnist_ignite.core.data import load_mnist
 from mnist_ignite.errors import DigitImageError
 
@@ -75,7 +76,8 @@ def test_exif_rotated_photo_and_large_picture(mnist_test, tmp_path: Path) -> Non
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
     path = tmp_path / "photo.png"
     stored.save(path, exif=exif)
-    torch.testing.assert_close(load_digit(path), to_mnist(upright), atol=1e-5, rtol=0)
+    # shrunk before it is turned upright (no full-size copy): the same digit to rounding
+    torch.testing.assert_close(load_digit(path), to_mnist(upright), atol=1e-3, rtol=0)
     sideways = to_mnist(stored)
     assert float((sideways - to_mnist(upright)).abs().mean()) > 0.05  # the orientation mattered
 
@@ -108,3 +110,51 @@ def test_find_images(tmp_path: Path) -> None:
         find_images([tmp_path / "sub"])
     with pytest.raises(FileNotFoundError, match="no such file"):
         find_images([tmp_path / "missing.png"])
+
+
+def test_a_fifo_or_a_device_is_refused_without_reading(tmp_path: Path) -> None:
+    """A FIFO would block predict for ever, /dev/zero never ends: refused from the file's type."""
+    fifo = tmp_path / "digit.png"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(DigitImageError, match=r"not a regular file \(a FIFO, socket or device\)"):
+            load_digit(path)
+    with pytest.raises(DigitImageError, match="cannot read it"):
+        load_digit(tmp_path / "missing.png")
+
+
+def test_a_big_jpeg_is_decoded_at_a_fraction_of_its_size(
+    mnist_test, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JPEG's draft mode decodes a 4096-pixel photo at 1/4 scale: never the whole picture in memory."""
+    import mnist_ignite.artifacts.digits as digits
+
+    path = tmp_path / "photo.jpg"
+    picture = Image.fromarray(255 - mnist_test[0][7].numpy()).resize((4096, 4096), Image.Resampling.BICUBIC)
+    picture.save(path, quality=90)
+    seen: list[tuple[int, int]] = []
+    original = digits.to_mnist
+    monkeypatch.setattr(digits, "to_mnist", lambda image: seen.append(image.size) or original(image))
+    digit = load_digit(path)
+    assert seen == [(1024, 1024)]
+    assert float((digit - original(picture)).abs().mean()) < 0.01  # what the whole picture gives
+
+
+def test_a_big_png_is_reduced_before_the_rest(mnist_test) -> None:
+    image = Image.fromarray(255 - mnist_test[0][3].numpy()).resize((5000, 3000))
+    small = shrunk(image)
+    assert small.size == (MAX_SIDE, 614)  # reduce(4) to 1250x750, then a box thumbnail
+
+
+def test_pil_s_warnings_are_one_line_naming_the_file(
+    mnist_test, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "big.png"
+    Image.fromarray(255 - mnist_test[0][1].numpy()).resize((40, 40)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: over it, under twice it (PIL's error)
+    load_digit(path)
+    err = capsys.readouterr().err
+    assert err == (
+        f"mnist-ignite: warning: {path}: 40x40 pixels, over PIL's decompression-bomb warning size (1,000 pixels): "
+        "decoded anyway\n"
+    )
