@@ -17,7 +17,7 @@ from mnist_ignite.config.settings import DEFAULT_HANDLERS, Config, check_setting
 from mnist_ignite.config.toml import read_toml
 from mnist_ignite.discovery.handlers import check_handler_name, load_plugin_class, option_owner, unknown_option
 from mnist_ignite.errors import ConfigError, did_you_mean
-from mnist_ignite.log import PROG
+from mnist_ignite.log import PROG, note
 
 # shortcuts for switching handlers on and off: flag -> (handler, enable)
 SWITCHES = {
@@ -233,6 +233,7 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
         for flag in a.option_strings
         if arg == flag or arg.startswith(flag + "=")
     }
+    _command_line_wins(values, named, set(toml_values), pre.config or "")
     config = Config(
         given=frozenset(named | set(toml_values) | ({"model_args"} if model_args or values["model_arg"] else set())),
         **{f.name: values[f.name] for f, _ in settings()},
@@ -242,6 +243,22 @@ def parse_config(argv: Sequence[str], commands: str = "") -> Config:
     )
     check_settings(config)
     return config
+
+
+# settings that contradict each other: the one named on the command line beats the other from the TOML file
+_CONTRADICTING = {
+    ("resume", "overwrite"): "overwrite = true left out: --resume on the command line continues the run",
+    ("overwrite", "resume"): "resume left out: --overwrite on the command line replaces the run",
+}
+
+
+def _command_line_wins(values: dict[str, Any], named: set[str], from_toml: set[str], path: str) -> None:
+    """``--resume auto`` on the command line continues the run even when the ``--config`` file says
+    ``overwrite = true`` (the resume command a stopped run prints must work as printed), and the other way round."""
+    for (flag, other), why in _CONTRADICTING.items():
+        if flag in named and values.get(flag) and other in from_toml and other not in named and values.get(other):
+            values[other] = None if other == "resume" else False
+            note(f"{path}: {why}")
 
 
 class Parser(argparse.ArgumentParser):

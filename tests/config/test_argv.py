@@ -33,6 +33,26 @@ def test_toml_sets_options_and_handlers_and_flags_override(tmp_path: Path) -> No
     assert parse_config(["--config", path, "--patience", "9"]).options["patience"] == 9
 
 
+def test_the_printed_resume_command_works_when_the_toml_says_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--resume auto`` on the command line beats ``overwrite = true`` from the file (and the other way round)."""
+    path = write(tmp_path, 'overwrite = true\noutput_dir = "runs/x"\n')
+    c = parse_config(["--config", path, "--resume", "auto"])
+    assert c.resume == "auto" and not c.overwrite
+    assert (
+        f"{path}: overwrite = true left out: --resume on the command line continues the run" in capsys.readouterr().out
+    )
+    assert parse_config(["--config", path]).overwrite  # the file's own setting, when nothing contradicts it
+    both = write(tmp_path, 'resume = "auto"\n')
+    c = parse_config(["--config", both, "--overwrite"])
+    assert c.overwrite and c.resume is None
+    with pytest.raises(ConfigError, match="--resume and --overwrite contradict each other"):
+        from mnist_ignite.core.resolve import validate
+
+        validate(parse_config(["--resume", "auto", "--overwrite", "--output-dir", "d"]))  # both named: refused
+
+
 def test_unknown_toml_key_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "epohcs = 3\n")
     assert main(["--config", path]) == 2
