@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AssetsError",
+    "BatchTooLargeError",
     "BlankDigitError",
     "CheckpointLoadError",
     "ConfigError",
@@ -34,9 +35,11 @@ __all__ = [
     "MissingExtraError",
     "MnistIgniteError",
     "ModelError",
+    "OutOfMemoryError",
     "OutputWriteError",
     "PluginError",
     "PluginLoadError",
+    "RankFailed",
     "RunDirError",
     "RunFailed",
     "SpecError",
@@ -92,6 +95,10 @@ class PluginLoadError(UsageError, ValueError):
 
 class ModelError(ConfigError):
     """A model that cannot be built, or that does not map (B, 1, 28, 28) to (B, 10)."""
+
+
+class BatchTooLargeError(ModelError):
+    """A training batch whose activations do not fit the device's free memory: refused before any data is read."""
 
 
 class RunDirError(UsageError, ValueError):
@@ -159,6 +166,21 @@ class StopTraining(RunFailed):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class RankFailed(RunFailed):
+    """One process of a distributed run died (a signal, the OOM killer) or raised; the spawner ended the others.
+
+    ``resumable``: the run folder holds a checkpoint, so the printed resume command continues the run.
+    """
+
+    def __init__(self, message: str, output_dir: object, resumable: bool) -> None:
+        super().__init__(message if resumable else f"{message}; no checkpoint was saved yet")
+        self.output_dir, self.resumable = output_dir, resumable
+
+
+class OutOfMemoryError(RunFailed):
+    """The device ran out of memory during training (a batch the memory check let through, another process)."""
 
 
 class LRFindError(RunFailed):

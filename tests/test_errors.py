@@ -21,8 +21,9 @@ from mnist_ignite.errors import (
 )
 
 USAGE = ["ConfigError", "SpecError", "UntrustedSpecError", "PluginLoadError", "ModelError", "RunDirError"]
-USAGE += ["MissingExtraError", "DigitImageError", "BlankDigitError", "ImageTooLargeError"]
+USAGE += ["MissingExtraError", "DigitImageError", "BlankDigitError", "ImageTooLargeError", "BatchTooLargeError"]
 FAILED = ["DataError", "CheckpointLoadError", "LRFindError", "ExportError", "StorageError", "AssetsError"]
+FAILED += ["OutOfMemoryError"]
 BUILTIN = {"MissingExtraError": ImportError, "OutputWriteError": OSError}
 
 
@@ -41,8 +42,8 @@ def test_each_error_is_in_its_family_with_its_exit_code(name: str, family: type,
 
 def test_every_exported_error_is_one_the_command_line_can_report() -> None:
     names = [n for n in errors.__all__ if n != "did_you_mean"]
-    assert sorted(USAGE + FAILED + ["ForcedStop", "Interrupted", "MnistIgniteError", "OutputWriteError"]
-                  + ["PluginError", "RunFailed", "StopTraining", "UsageError"]) == sorted(names)  # fmt: skip
+    others = ["ForcedStop", "Interrupted", "MnistIgniteError", "OutputWriteError", "PluginError", "RankFailed"]
+    assert sorted(USAGE + FAILED + others + ["RunFailed", "StopTraining", "UsageError"]) == sorted(names)
     assert all(issubclass(getattr(errors, n), (MnistIgniteError, KeyboardInterrupt)) for n in names)
 
 
@@ -86,3 +87,10 @@ def test_an_interrupt_exits_128_plus_the_signal_and_says_where_it_saved(signum: 
     forced = ForcedStop(signum)
     assert isinstance(forced, KeyboardInterrupt) and forced.signum == signum
     assert str(forced) == name
+
+
+def test_a_failed_rank_says_whether_it_can_resume() -> None:
+    saved = errors.RankFailed("rank 1 died (SIGKILL)", "runs/a", resumable=True)
+    lost = errors.RankFailed("rank 1 died (SIGKILL)", "runs/a", resumable=False)
+    assert isinstance(saved, RunFailed) and saved.exit_code == 1 and saved.output_dir == "runs/a"
+    assert str(saved) == "rank 1 died (SIGKILL)" and str(lost) == "rank 1 died (SIGKILL); no checkpoint was saved yet"

@@ -105,9 +105,9 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
     except MnistIgniteError as err:
         if debug:
             traceback.print_exc()
-        message = f"{PROG}: {err.label}: {err}"
-        if isinstance(err, Interrupted):
-            message = f"{PROG}: {err}\nresume with:\n  {_resume_command(argv, Path(str(err.output_dir)))}"
+        message = f"{PROG}: {err}" if isinstance(err, Interrupted) else f"{PROG}: {err.label}: {err}"
+        if isinstance(err, Interrupted) or getattr(err, "resumable", False):
+            message += f"\nresume with:\n  {_resume_command(argv, Path(str(err.output_dir)))}"
         elif isinstance(err, PluginError) and not debug:
             message += f" (--debug or {DEBUG_ENV}=1 shows the stack)"
         print(message, file=sys.stderr)
