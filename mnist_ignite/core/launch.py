@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
+import torch
 from ignite.utils import manual_seed
 
 from mnist_ignite.config.settings import Config
@@ -35,12 +36,13 @@ from mnist_ignite.core.data import ResumableBatches, TensorTrainLoader
 from mnist_ignite.core.device import select_device
 from mnist_ignite.core.engines import finite_weights
 from mnist_ignite.core.files import save_json, save_torch
+from mnist_ignite.core.parallel import quiet_distributed_logs, run_ranks
 from mnist_ignite.core.resolve import resolve
 from mnist_ignite.core.results import StartupClock, run_clock_base, summarize, write_results
 from mnist_ignite.core.rundir import CONFIG, FINAL_MODEL, RESULTS, RunDir, outputs_of, written
 from mnist_ignite.core.signals import SignalStop
 from mnist_ignite.discovery.handlers import build_plugins
-from mnist_ignite.errors import ConfigError, Interrupted, StopTraining
+from mnist_ignite.errors import BatchTooLargeError, ConfigError, Interrupted, OutOfMemoryError, StopTraining
 from mnist_ignite.log import note
 from mnist_ignite.models.registry import build_model, check_model
 from mnist_ignite.plugins.api import Output, RunContext
@@ -96,9 +98,24 @@ def fit(ctx: RunContext, data: Any, max_epochs: int) -> int:
 
     A plugin's failure leaves as its :class:`~mnist_ignite.errors.PluginError`.
     """
-    with SignalStop(ctx.trainer) as stop, named_failures():
-        ctx.trainer.run(data, max_epochs=max_epochs)
+    try:
+        with SignalStop(ctx.trainer) as stop, named_failures():
+            ctx.trainer.run(data, max_epochs=max_epochs)
+    except RuntimeError as err:  # torch.OutOfMemoryError is one; the CPU allocator raises a plain RuntimeError
+        if not _out_of_memory(err):
+            raise
+        state, config = ctx.trainer.state, ctx.config
+        first = " ".join(str(err).split("\n")[0].split())[:200]
+        raise OutOfMemoryError(
+            f"out of memory at iteration {state.iteration} (epoch {state.epoch}) on {ctx.device}: {first}. "
+            f"A smaller --batch-size (now {config.batch_size}) or --eval-batch-size (now {config.eval_batch_size}) fits"
+        ) from None
     return stop.signum
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
 
 
 def _handler_calls(ctx: RunContext) -> list[HandlerCalls]:
@@ -116,6 +133,8 @@ def _handler_calls(ctx: RunContext) -> list[HandlerCalls]:
 def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: dict[str, Any]) -> None:
     rank, world = idist.get_rank(), idist.get_world_size()
     is_main = rank == 0
+    if world > 1:
+        quiet_distributed_logs()
     # with several processes on GPUs, each takes cuda:<local rank>
     device = select_device(config.device) if world == 1 or config.device == "cpu" else idist.device()
     manual_seed(config.seed)
@@ -164,6 +183,19 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
     out["history"] = ctx.history.rows
 
 
+MNIST_TRAIN_IMAGES = 60_000
+
+
+def _batch_on_one_device(config: Config, device: Any) -> int:
+    """The training images one device holds in a batch: the global batch (capped by the data) split over the
+    ranks that share it (all of a machine's ranks share its RAM; each GPU has its own rank)."""
+    batch = min(config.batch_size, config.max_train_samples or MNIST_TRAIN_IMAGES)
+    if config.overfit_batches:
+        batch = min(batch, config.overfit_batches * config.batch_size)
+    sharing = config.nnodes if device.type == "cpu" else config.nproc_per_node * config.nnodes
+    return max(1, batch // sharing)
+
+
 def _launched_by_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or ("LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ)
 
@@ -196,7 +228,17 @@ def launch(
     if config.fast_dev_run:
         return _fast_dev_run(config, plugins, lr_finder)
     # a bad model or plugin fails before any data or process is touched (each worker rebuilds them)
-    check_model(build_model(config.model, config.model_args), config.model, select_device(config.device))
+    device = select_device(config.device)
+    batch = _batch_on_one_device(config, device)
+    try:
+        check_model(build_model(config.model, config.model_args), config.model, device, batch)
+    except BatchTooLargeError as err:
+        capped = (
+            " (capped at the training images)"
+            if config.batch_size > (config.max_train_samples or MNIST_TRAIN_IMAGES)
+            else ""
+        )
+        raise BatchTooLargeError(f"--batch-size {config.batch_size:,}{capped}: {err}") from None
     checked = build_plugins(config.handlers, config.options, plugins)
     torchrun = _launched_by_torchrun()
     claim = not torchrun or int(os.environ.get("RANK", "0")) == 0
@@ -213,7 +255,7 @@ def launch(
             config = dataclasses.replace(config, lr=float(lr_finder(config)))
             out["lr_find_seconds"] = time.perf_counter() - t0
         if config.nproc_per_node > 1 or config.nnodes > 1 or torchrun:
-            backend = config.backend or ("nccl" if select_device(config.device).type == "cuda" else "gloo")
+            backend = config.backend or ("nccl" if device.type == "cuda" else "gloo")
             spawn: dict[str, Any] = {}
             if not torchrun:  # idist.Parallel spawns the processes itself
                 spawn = {
@@ -223,8 +265,7 @@ def launch(
                 }
                 if config.nnodes > 1:
                     spawn |= {"master_addr": config.master_addr, "master_port": config.master_port}
-            with idist.Parallel(backend=backend, **spawn) as parallel:
-                parallel.run(_worker, config, plugins, out)
+            run_ranks(_worker, (config, plugins, out), Path(config.output_dir), backend, **spawn)
         else:
             _worker(0, config, plugins, out)
     finally:
@@ -256,7 +297,7 @@ def _fast_dev_run(config: Config, plugins: Sequence[Any], lr_finder: Callable[[C
         fast_dev_run=None,
         output_dir=str(folder / "run"),
         epochs=1,
-        max_train_samples=min(n * config.batch_size * processes, config.max_train_samples or 60_000),
+        max_train_samples=min(n * config.batch_size * processes, config.max_train_samples or MNIST_TRAIN_IMAGES),
         max_eval_samples=min(n * config.eval_batch_size, config.max_eval_samples or n * config.eval_batch_size),
         overfit_batches=None,
     )

@@ -306,3 +306,39 @@ def test_lr_auto_runs_the_finder_and_records_its_suggestion(data_dir: str, tmp_p
     resumed = run_cli(*[a if a != "1" else "2" for a in args], "--resume", "auto")  # keeps the lr it was made with
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "config.json").read_text())["lr"] == config["lr"]
+
+
+OUT_OF_MEMORY = """
+import torch
+from torch import nn
+
+from mnist_ignite.testing import TinyNet
+
+
+class Greedy(TinyNet):
+    calls = 0
+
+    def forward(self, x):
+        if self.training:
+            Greedy.calls += 1
+            if Greedy.calls == 3:
+                raise RuntimeError(
+                    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                    "you tried to allocate 123456789 bytes. Error code 12 (Cannot allocate memory)"
+                )
+        return super().forward(x)
+"""
+
+
+def test_out_of_memory_mid_run_is_one_line_naming_the_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mnist_ignite.testing import fake_mnist
+
+    models = tmp_path / "greedy.py"
+    models.write_text(OUT_OF_MEMORY)
+    data = fake_mnist(tmp_path / "data", train=256, test=64)
+    args = small_args(str(data), tmp_path / "run", "--model", f"{models}:Greedy", "--epochs", "1")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("mnist-ignite: error: out of memory at iteration 3 (epoch 1) on cpu: [enforce fail at")
+    assert err.rstrip().endswith("A smaller --batch-size (now 64) or --eval-batch-size (now 1000) fits")

@@ -160,6 +160,37 @@ def test_a_model_too_large_for_the_device(
     assert "model 'seed' is too large for cpu" in line and "with gradients and momentum" in line
 
 
+def test_a_batch_whose_activations_do_not_fit_is_refused_before_any_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--batch-size 10,000,000 is capped at the 512 training images, whose activations (~0.5 MB each for the
+    Net) need ~320 MiB against 100 MiB free: refused with what fits, not the kernel's OOM kill mid-epoch."""
+    monkeypatch.setattr("mnist_ignite.models.registry._free_bytes", lambda device: 100 * 2**20)
+    line = _refused(["--batch-size", "10000000"], tmp_path, capsys)
+    assert line.startswith("mnist-ignite: error: --batch-size 10,000,000 (capped at the training images): ")
+    assert "a training batch of 512 images needs ~" in line and "of activations per image" in line
+    fits = int(line.rsplit("about ", 1)[1].split()[0].replace(",", ""))
+    assert 100 < fits < 200  # (100 MiB / 1.25 - 7 MiB of weights, gradients, momentum) / ~0.5 MB
+
+
+def test_saved_bytes_per_image_is_what_autograd_keeps_per_image() -> None:
+    import torch
+    from torch import nn
+
+    from mnist_ignite.models.net import Net
+    from mnist_ignite.models.registry import check_model, saved_bytes_per_image
+
+    per_image = saved_bytes_per_image(Net())
+    assert 0.4e6 < per_image < 0.6e6  # a real step's peak RSS measured 0.55 MB per image
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    assert saved_bytes_per_image(linear) == 784 * 4  # the input the matmul keeps for its weight gradient
+    net = Net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert check_model(net, "seed", torch.device("cpu"), batch=64) == "log-probabilities"
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert net.training  # left as it was
+
+
 def test_logits_and_log_probabilities_both_train_the_same(models: Path, data_dir: str, tmp_path: Path) -> None:
     """Cross-entropy of logits = nll of their log_softmax: the same weights give the same run either way."""
     rows = {}
