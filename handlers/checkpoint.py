@@ -177,4 +177,4 @@ class CheckpointPlugin(Plugin):
             t = ctx.trainer.state
             done, into = divmod(t.iteration, t.epoch_length or ctx.epoch_length)
             where = f"in epoch {done + 1}, iteration {into} of {ctx.epoch_length}" if into else f"after epoch {done}"
-            note(f"resumed from {path} ({where}; {t.iteration} iterations in all)")
+            note(f"resumed from {path} ({where}; {t.iteration} iteration{'' if t.iteration == 1 else 's'} in all)")

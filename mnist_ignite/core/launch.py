@@ -32,6 +32,7 @@ from ignite.utils import manual_seed
 
 from mnist_ignite.config.settings import Config
 from mnist_ignite.core.build import build_data, build_run
+from mnist_ignite.core.checkpoint import has_checkpoints
 from mnist_ignite.core.data import ResumableBatches, TensorTrainLoader
 from mnist_ignite.core.device import select_device
 from mnist_ignite.core.engines import finite_weights
@@ -169,6 +170,8 @@ def _worker(local_rank: int, config: Config, extra_plugins: Sequence[Any], out: 
             close_plugins(ctx.plugins)
         out["handler_calls"] = _handler_calls(ctx)
     if signum:
+        if world > 1:  # rank 0 has saved (at TERMINATE): no rank leaves first, which would end it mid-write
+            idist.barrier()
         raise Interrupted(signum, output_dir)
     state = trainer.state
     if state.epoch < config.epochs or state.iteration % state.epoch_length:
@@ -270,7 +273,9 @@ def launch(
             _worker(0, config, plugins, out)
     finally:
         if claim:
-            started = out.get("started", "history" in out or (Path(config.output_dir) / "metrics.json").exists())
+            # spawned ranks return nothing: what they left on disk says whether training started
+            folder = Path(config.output_dir)
+            started = out.get("started", (folder / "metrics.json").exists() or has_checkpoints(folder))
             rundir.release(started=started)
     folder = Path(config.output_dir)
     if "history" not in out:  # spawned workers return nothing: read what rank 0 wrote

@@ -11,10 +11,13 @@ shown: the run's header and that one line say it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import os
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
 
 from mnist_ignite import errors
 from mnist_ignite.core.checkpoint import has_checkpoints
-from mnist_ignite.errors import Interrupted, MnistIgniteError, RankFailed, RunFailed
+from mnist_ignite.core.signals import SIGNALS
+from mnist_ignite.errors import ForcedStop, Interrupted, MnistIgniteError, RankFailed, RunFailed
 
 __all__ = ["QUIET_LOGGERS", "quiet_distributed_logs", "rank_failure", "run_ranks"]
 
@@ -56,7 +60,7 @@ def quiet_distributed_logs() -> None:
 _LAST_LINE = re.compile(r"^(?P<module>[\w.]+)\.(?P<name>\w+): (?P<message>.*)$")
 
 
-def rank_failure(err: Exception, output_dir: Path) -> MnistIgniteError:
+def rank_failure(err: Exception, output_dir: Path) -> BaseException:
     """The one-line error for a rank that died or raised (``err`` from the spawner)."""
     rank = getattr(err, "error_index", "?")
     resumable = has_checkpoints(output_dir)
@@ -68,10 +72,14 @@ def rank_failure(err: Exception, output_dir: Path) -> MnistIgniteError:
     found = _LAST_LINE.match(last)
     if found and found["module"] == errors.__name__:
         cls = getattr(errors, found["name"], None)
-        if cls is Interrupted:  # each rank stopped on the signal and saved: the run resumes as after one process
-            name = found["message"].split(" ", 1)[0]
-            if name in signal.Signals.__members__:
-                return Interrupted(signal.Signals[name], output_dir)
+        name = found["message"].split(" ", 1)[0]
+        if cls in (Interrupted, ForcedStop) and name in signal.Signals.__members__:
+            # each rank stopped on the signal (and saved): the run resumes as after one process
+            return (
+                Interrupted(signal.Signals[name], output_dir)
+                if cls is Interrupted
+                else ForcedStop(signal.Signals[name])
+            )
         if isinstance(cls, type) and issubclass(cls, MnistIgniteError):
             try:
                 rebuilt = cls(f"rank {rank}: {found['message']}")
@@ -83,10 +91,33 @@ def rank_failure(err: Exception, output_dir: Path) -> MnistIgniteError:
     return RankFailed(f"rank {rank} failed: {text}", output_dir, resumable)
 
 
+@contextlib.contextmanager
+def _signals_for_the_ranks() -> Iterator[None]:
+    """While the ranks run, this (waiting) process leaves a signal to them: each stops at its next safe point
+    and saves, and the spawner reports how they ended. Ctrl-C and a closed terminal reach every process of
+    the foreground group already; a SIGTERM sent to this process alone is passed on to the ranks."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGTERM:
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signum)
+
+    previous = {}
+    for sig in SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread
+            previous[sig] = signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_ranks(func: Callable[..., None], args: tuple[Any, ...], output_dir: Path, backend: str, **spawn: Any) -> None:
     """``func(local_rank, *args)`` in every rank of ``Parallel(backend, **spawn)``; a rank's failure is one line."""
     quiet_distributed_logs()
-    with idist.Parallel(backend=backend, **spawn) as parallel:
+    with idist.Parallel(backend=backend, **spawn) as parallel, _signals_for_the_ranks():
         try:
             parallel.run(func, *args)
         except ProcessException as err:

@@ -6,7 +6,8 @@ an epoch's last iteration but before its ``EPOCH_COMPLETED`` would leave a check
 the epoch as done without its row. Ignite's ``TERMINATE`` then fires (the checkpoint plugin saves
 there) and the run raises :class:`~mnist_ignite.errors.Interrupted` (exit 128 + signal). A second
 signal stops at once, without saving (:class:`ForcedStop`). SIGHUP (the terminal closed) is a
-SIGTERM: the work is saved, not lost.
+SIGTERM: the work is saved, not lost. In a distributed run the ranks agree at each safe point (a
+one-number ``all_reduce``) so they all stop at the same one, and rank 0's checkpoint holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import signal
 from typing import Any
 
+import ignite.distributed as idist
 from ignite.engine import Engine
 
 from mnist_ignite.errors import ForcedStop
@@ -36,6 +38,7 @@ class SignalStop:
         self.trainer, self.signum = trainer, 0
         self.previous: dict[int, Any] = {}
         self.inside = inside_epoch()
+        self.world = idist.get_world_size()
 
     def __enter__(self) -> SignalStop:
         for sig in SIGNALS:
@@ -52,7 +55,11 @@ class SignalStop:
         self.signum = signum
 
     def _stop_here(self, engine: Engine) -> None:
-        if self.signum:
+        signum = self.signum
+        if self.world > 1:  # every rank stops at the same point, even when the signal reached them an iteration apart
+            signum = int(idist.all_reduce(signum, op="MAX"))
+        if signum:
+            self.signum = signum
             engine.terminate()
 
     def __exit__(self, *exc: Any) -> None:

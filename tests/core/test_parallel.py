@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedExc
 from mnist_ignite.core.parallel import QUIET_LOGGERS, quiet_distributed_logs, rank_failure
 from mnist_ignite.errors import ConfigError, Interrupted, PluginError, RankFailed, RunFailed
 
-from conftest import metrics, run_cli, small_args
+from conftest import ROOT, metrics, run_cli, small_args
 
 
 def _raised(last_line: str) -> ProcessRaisedException:
@@ -107,5 +111,66 @@ def test_a_rank_killed_mid_run_is_one_line_and_the_printed_command_resumes(data_
     assert len(lines) == 3 and "Traceback" not in result.stdout + result.stderr
     assert "INFO" not in result.stdout + result.stderr  # no launcher log lines
     resumed = run_cli(*args, "--handler", str(handler), "--resume", "auto", env={"LET_IT_LIVE": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["epoch"] for r in metrics(out)] == [1, 2]
+
+
+SLOW = """\
+import time
+
+from ignite.engine import Events
+
+from mnist_ignite.plugins import on
+
+
+@on(Events.ITERATION_COMPLETED)
+def slow(engine):
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.integration  # two processes
+@pytest.mark.parametrize(
+    ("who", "sig", "code"),
+    [("the launcher", signal.SIGTERM, 143), ("the whole group, as Ctrl-C does", signal.SIGINT, 130)],
+)
+def test_a_signal_stops_every_rank_at_one_point_saves_and_resumes(
+    who: str, sig: int, code: int, data_dir: str, tmp_path: Path
+) -> None:
+    """SIGTERM to the launcher alone is passed on to the ranks; Ctrl-C reaches them all. Either way they agree
+    on the iteration to stop at, rank 0 saves, and the printed command resumes."""
+    handler = tmp_path / "slow.py"
+    handler.write_text(SLOW)
+    out = tmp_path / "run"
+    args = small_args(
+        data_dir, out, "--epochs", "2", "--nproc-per-node", "2", "--backend", "gloo", train=1024, eval_=256
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "train_mnist.py"), *args, "--handler", str(handler)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for line in proc.stdout:  # the ranks are training: a progress line every few iterations
+            if " iter " in line:
+                break
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # what the terminal does on Ctrl-C: every process of the group
+        else:
+            proc.send_signal(sig)  # the launcher alone (a scheduler's SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    lines = err.splitlines()
+    assert lines[0].startswith(
+        f"mnist-ignite: {signal.Signals(sig).name} received: stopped after the current iteration"
+    )
+    assert lines[1] == "resume with:" and lines[2].endswith("--resume auto") and len(lines) == 3, err
+    assert list((out / "checkpoints").glob("last_checkpoint_*.pt"))
+    resumed = run_cli(*args, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in metrics(out)] == [1, 2]
