@@ -72,10 +72,10 @@ def test_the_previous_handlers_and_the_trainers_handlers_are_restored() -> None:
     engine = trainer([])
     with SignalStop(engine) as stop:
         assert all(signal.getsignal(sig) == stop._handle for sig in SIGNALS)
-        assert engine.has_event_handler(stop._stop_here, RunEvents.EPOCH_END)
+        assert engine.has_event_handler(stop._stop, RunEvents.EPOCH_END)
     assert {sig: signal.getsignal(sig) for sig in SIGNALS} == before
-    assert not engine.has_event_handler(stop._stop_here, RunEvents.EPOCH_END)
-    assert not engine.has_event_handler(stop._stop_here, Events.ITERATION_COMPLETED)
+    assert not engine.has_event_handler(stop._stop, RunEvents.EPOCH_END)
+    assert not engine.has_event_handler(stop._stop_inside, Events.ITERATION_COMPLETED)
     engine.run(range(EPOCH_LENGTH), max_epochs=2)  # no stop left behind
     assert engine.state.epoch == 2
 
