@@ -126,6 +126,41 @@ def test_an_exported_program_with_a_pickled_payload_is_refused(
     assert code == 0  # the same archive, untouched, loads
 
 
+def test_an_exported_program_with_an_opaque_constant_is_refused(
+    tmp_path: Path, marker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch rebuilds a constant named ``opaque_obj_*`` with a plain ``pickle.loads``, whatever its config says
+    (``use_pickle: false``, tensor metadata and all): such a constant is refused before torch opens the file."""
+    import pickle
+
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(TinyNet().eval(), (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    good = tmp_path / "good.pt2"
+    torch.export.save(program, good)
+    payload = pickle.dumps(_Payload(marker))
+    meta = {"dtype": 1, "sizes": [{"as_int": len(payload)}], "requires_grad": False, "device": {"type": "cpu"},
+            "strides": [{"as_int": 1}], "storage_offset": {"as_int": 0}, "layout": 1}  # fmt: skip
+    config = {"config": {"opaque": {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": False,
+                                    "tensor_meta": meta}}}  # fmt: skip
+    for name, prefix in (("model.pt2", "model"), ("weights.bin", "zz")):  # by content, under any prefix
+        hostile = tmp_path / name
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(hostile, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename.endswith("_constants_config.json"):
+                    data = json.dumps(config).encode()
+                dst.writestr(item.filename.replace("model/", f"{prefix}/", 1), data)
+            dst.writestr(f"{prefix}/data/constants/opaque_obj_0", payload)
+        for command in (
+            ["predict", str(hostile), str(_digit(tmp_path / "one.png"))],
+            ["serve", str(hostile), "--port", "0"],
+        ):
+            code, err = _run(tmp_path, *command, capsys=capsys)
+            assert code == 1, err
+            assert "data/constants/opaque_obj_0 is a Python object, not a tensor" in err and err.count("\n") == 1
+            assert not marker.exists()
+
+
 def test_trust_code_lets_a_users_own_model_file_back_in(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "mine.py").write_text("from mnist_ignite.testing import TinyNet as Mine\n")
     out = tmp_path / "run"

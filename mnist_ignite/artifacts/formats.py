@@ -76,16 +76,33 @@ def _pickled_entries(archive: zipfile.ZipFile) -> list[str]:
     Weights and constants a config marks ``use_pickle``, and any ``.pt``/``.pkl`` member (sample
     inputs, the legacy weight and constant files): torch loads these with ``weights_only=False``
     (or falls back to it), which runs whatever code a crafted pickle names.
+
+    Raises:
+        CheckpointLoadError: a constant that is not a tensor: torch rebuilds ``opaque_obj_*`` entries
+            with a plain ``pickle.loads`` and ``custom_obj_*`` ones with TorchScript's unpickler, whatever
+            their config says, and no model this tool exports holds one.
     """
+    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
+
     names = archive.namelist()
     found = [n for n in names if n.endswith((".pt", ".pkl"))]
     for config_name in (n for n in names if n.endswith(("_weights_config.json", "_constants_config.json"))):
         try:
             config = json.loads(archive.read(config_name)).get("config", {})
-        except (ValueError, AttributeError, KeyError):
+            entries = [(str(meta["path_name"]), bool(meta.get("use_pickle"))) for meta in config.values()]
+        except (ValueError, AttributeError, KeyError, TypeError):
             raise CheckpointLoadError(f"{config_name} in the archive is not a valid payload config") from None
         folder = config_name.rsplit("/", 1)[0]
-        found += [f"{folder}/{meta['path_name']}" for meta in config.values() if meta.get("use_pickle")]
+        for path_name, pickled in entries:
+            if config_name.endswith("_constants_config.json") and not path_name.startswith(
+                TENSOR_CONSTANT_FILENAME_PREFIX
+            ):
+                raise CheckpointLoadError(
+                    f"its constant {folder}/{path_name} is a Python object, not a tensor: torch would rebuild it "
+                    "with a full unpickle (code could run), and this tool loads tensors only"
+                )
+            if pickled:
+                found.append(f"{folder}/{path_name}")
     return found
 
 
@@ -105,7 +122,11 @@ def check_exported_program(path: Path) -> None:
 
     try:
         with zipfile.ZipFile(path) as archive:
-            for name in _pickled_entries(archive):
+            try:
+                pickled = _pickled_entries(archive)
+            except CheckpointLoadError as err:
+                raise CheckpointLoadError(f"refused to load {path}: {err}") from None
+            for name in pickled:
                 try:
                     torch.load(io.BytesIO(archive.read(name)), weights_only=True)
                 except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as err:
@@ -141,8 +162,12 @@ def load_exported(fmt: str, path: Path) -> Classifier:
         return onnx_classifier(path)
     if fmt == "exported-program":
         check_exported_program(Path(path))
-    with _quiet():
-        module = torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
+    try:
+        with _quiet():
+            module = torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
+    except Exception as err:  # a damaged or hand-made archive fails anywhere inside torch's loaders
+        detail = " ".join(str(err).split())[:200]
+        raise CheckpointLoadError(f"cannot load {path} as a {fmt} export: {type(err).__name__}: {detail}") from None
     return ModuleClassifier(module)
 
 
