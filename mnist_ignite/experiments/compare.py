@@ -50,6 +50,9 @@ IGNORED_SETTINGS = {
     "download",
     "log_every",
     "trust_code",
+    "device",  # where it ran, not what it trained
+    "num_workers",
+    "eval_batch_size",
 }
 # settings that a folder of runs may vary and still be repeats of one configuration
 REPEAT_SETTINGS = {"seed"}
@@ -96,13 +99,38 @@ def load_run(path: Path, name: str) -> tuple[Run | None, str]:
         return None, f"{name}: metrics.json unreadable ({type(err).__name__}); still being written?"
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "test_acc" in r for r in rows):
         return None, f"{name}: metrics.json holds no epoch rows"
+    problem = _row_problem(rows)
+    if problem:
+        return None, f"{name}: metrics.json is not a run's ({problem})"
     try:
         config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         config = {}
+    except (OSError, ValueError) as err:
+        return None, f"{name}: config.json unreadable ({type(err).__name__})"
+    if not isinstance(config, dict):
+        return None, f"{name}: config.json is not a run's settings (a JSON {type(config).__name__})"
     # a setting newer than the run's config.json: the run had what is now its default
     settings = _defaults() | _flat(config)
     return Run(name, path, settings, rows, (path / "final_model.pt").is_file()), ""
+
+
+# what every epoch row must hold, as numbers, for the table and the figure
+ROW_NUMBERS = ("test_acc", "train_loss", "test_loss", "train_seconds", "train_images_per_second")
+
+
+def _row_problem(rows: Sequence[dict[str, Any]]) -> str:
+    """What makes these epoch rows unusable ('' when nothing does)."""
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row.get("epoch"), int) or isinstance(row.get("epoch"), bool):
+            return f"row {i}: epoch {row.get('epoch')!r} is not a whole number"
+        for key in ROW_NUMBERS:
+            value = row.get(key)
+            if key not in row:
+                return f"row {i}: no {key}"
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"row {i}: {key} {value!r} is not a number"
+    return ""
 
 
 @functools.cache
@@ -156,7 +184,8 @@ def differing_settings(entries: Sequence[Entry]) -> list[str]:
             shared = {k: v for k, v in shared.items() if run.settings.get(k) == v}
         entry.settings = shared
     keys = sorted(set().union(*(e.settings for e in entries))) if entries else []
-    return [k for k in keys if len({json.dumps(e.settings.get(k)) for e in entries}) > 1]
+    # the planned epochs: the table's "epochs run" and each line's length already say them
+    return [k for k in keys if k != "epochs" and len({json.dumps(e.settings.get(k)) for e in entries}) > 1]
 
 
 def _setting(entry: Entry, key: str) -> str:
@@ -274,7 +303,9 @@ def compare_figure(entries: Sequence[Entry]) -> Figure:
 
     The legend sits below the panels, outside every axes, so it never hides a line's last point.
     """
-    rows = -(-len(entries) // LEGEND_COLUMNS) if entries else 0
+    widest = max((len(e.label) for e in entries), default=0)
+    columns = max(1, min(LEGEND_COLUMNS, len(entries), LEGEND_CHARACTERS // max(widest + 6, 1)))
+    rows = -(-len(entries) // columns) if entries else 0
     fig = new_figure(figsize=(16, 4.8 + 0.3 * rows), layout="constrained")
     axes = fig.subplots(1, len(PANELS))
     many_epochs = max((len(r.rows) for e in entries for r in e.runs), default=0) >= 30
@@ -306,8 +337,9 @@ def compare_figure(entries: Sequence[Entry]) -> Figure:
                 axis_format(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.2, not 2 x 10^-1
     if entries:
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(LEGEND_COLUMNS, len(entries)))
+        fig.legend(handles, labels, loc="outside lower center", ncols=columns)
     return fig
 
 
 LEGEND_COLUMNS = 3
+LEGEND_CHARACTERS = 180  # about what one legend row holds across the 16-inch figure, in small print

@@ -199,6 +199,8 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     return buffer.getvalue()
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 80) -> Path:
-    """Write a PNG atomically, so a viewer never sees half an image."""
-    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 80, tight: bool = False) -> Path:
+    """Write a PNG atomically, so a viewer never sees half an image; ``tight`` grows the page to hold every
+    artist (a legend outside the axes is never cut off)."""
+    extra = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, **extra))

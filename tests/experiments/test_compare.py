@@ -66,6 +66,31 @@ def test_a_run_without_readable_epochs_is_skipped_with_why(metrics: str | None, 
     assert load_run(tmp_path, "x") == (None, why)
 
 
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda rows, config: [r.pop("train_seconds") for r in rows], "row 1: no train_seconds"),
+        (lambda rows, config: rows[0].update(test_acc="high"), "row 1: test_acc 'high' is not a number"),
+        (lambda rows, config: rows[1].update(epoch="two"), "row 2: epoch 'two' is not a whole number"),
+    ],
+)
+def test_a_malformed_metrics_json_is_skipped_with_a_note(run: Path, tmp_path: Path, change: Any, why: str) -> None:
+    """compare reads folders people edit by hand: a bad row is a note naming it, never a traceback."""
+    bad = variant(run, tmp_path / "bad")
+    rows = json.loads((bad / "metrics.json").read_text())
+    change(rows, None)
+    (bad / "metrics.json").write_text(json.dumps(rows))
+    assert load_run(bad, "bad") == (None, f"bad: metrics.json is not a run's ({why})")
+    entries, notes = collect([run, bad])
+    assert [e.name for e in entries] == ["run"] and notes == [f"bad: metrics.json is not a run's ({why})"]
+
+
+def test_a_config_json_that_is_not_a_runs_settings_is_skipped_with_a_note(run: Path, tmp_path: Path) -> None:
+    bad = variant(run, tmp_path / "bad")
+    (bad / "config.json").write_text("[1, 2, 3]")
+    assert load_run(bad, "bad") == (None, "bad: config.json is not a run's settings (a JSON list)")
+
+
 def test_a_run_is_read_as_it_is(run: Path, tmp_path: Path) -> None:
     """Its rows, whether it finished, and only the settings that say what it trained (not where it lives)."""
     loaded, note = load_run(run, "run")
@@ -182,6 +207,32 @@ def test_the_figure_draws_a_line_per_entry_and_a_band_per_group(run: Path, tmp_p
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks)  # whole epochs, never 1.5
+
+
+def test_long_labels_stay_inside_the_figure(run: Path, tmp_path: Path) -> None:
+    """Four runs that differ in four settings each: the legend takes fewer columns and is never cut off."""
+    paths = [
+        variant(
+            run,
+            tmp_path / f"r{i}",
+            lr=0.01 * (i + 1),
+            momentum=0.5 + i / 10,
+            max_train_samples=512 * (i + 1),
+            model_args={"width": 8 * (i + 1)},
+            device="cpu",
+            epochs=2 + i,
+        )
+        for i in range(4)
+    ]
+    entries, _ = collect(paths)
+    keys = differing_settings(entries)
+    assert "device" not in keys and "epochs" not in keys  # where it ran; its length is in the table already
+    label_entries(entries, keys)
+    fig = compare_figure(entries)
+    FigureCanvasAgg(fig).draw()
+    (legend,) = fig.legends
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0, (box, page)
 
 
 def test_labels_are_short_a_model_file_by_its_name_and_a_missing_model_argument_as_default(

@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.output)
     prepare_output_dir(out)  # before the table: a folder that cannot be written fails first
     print(markdown, end="")
-    figure = save_figure(compare_figure(entries), out / "compare.png", dpi=100)
+    figure = save_figure(compare_figure(entries), out / "compare.png", dpi=100, tight=True)
     table = atomic_write(out / "compare.md", lambda f: f.write(markdown.encode()))
     sheet = atomic_write(out / "compare.csv", lambda f: f.write(table_csv(rows)))
     print(f"wrote {figure}, {table}, {sheet}")
