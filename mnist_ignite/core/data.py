@@ -97,6 +97,8 @@ def get_test_transforms() -> transforms.Compose:
 def _check_idx(path: Path, magic: int, dims: tuple[int, ...]) -> int:
     """Validate one idx file's header and size; return its item count."""
     raw = path.parent
+    if path.exists() and not path.is_file():
+        raise DataError(f"MNIST file {path} is not a regular file (a folder, FIFO or device): refusing to read it")
     if not path.is_file():
         raise DataError(f"MNIST file missing: {path}. " + _FIX.format(raw=raw))
     with path.open("rb") as f:
@@ -131,6 +133,9 @@ def check_mnist_files(root: str | os.PathLike, train: bool) -> None:
     n_labels = _check_idx(labels, 2049, ())
     if n_images != n_labels:
         raise DataError(f"MNIST files disagree: {images} has {n_images} images, {labels} has {n_labels} labels.")
+    if n_images == 0:  # every command that reads it (train, evaluate, export, lr-find) would divide by it
+        split = "training" if train else "test"
+        raise DataError(f"the MNIST {split} set under {root} holds no images ({images.name} counts 0)")
 
 
 def _download_if_missing(root: str | os.PathLike, train: bool, download: bool) -> None:

@@ -134,6 +134,8 @@ def load_tensors(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     read whole, so a huge or random file costs neither time nor memory.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointLoadError(f"checkpoint {path} is not a regular file (a folder, FIFO or device): not read")
     if not path.is_file():
         raise CheckpointLoadError(f"checkpoint not found: {path}")
     try:

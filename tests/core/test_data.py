@@ -175,3 +175,28 @@ def test_augmenting_a_chunk_of_batches_gives_the_same_batches() -> None:
     for (xa, ya), (xb, yb) in zip(one, whole, strict=True):
         torch.testing.assert_close(xa, xb, rtol=0, atol=1e-6)
         assert torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("split", ["training", "test"])
+def test_an_idx_file_counting_no_images_is_one_line_for_every_reader(split: str, tmp_path: Path) -> None:
+    """train, evaluate, export and lr-find all read through check_mnist_files: none divides by zero."""
+    import os
+
+    from mnist_ignite.core.data import check_mnist_files, read_mnist, read_test_images
+    from mnist_ignite.testing import fake_mnist
+
+    data = fake_mnist(tmp_path, train=0 if split == "training" else 16, test=0 if split == "test" else 16)
+    train = split == "training"
+    name = "train-images-idx3-ubyte" if train else "t10k-images-idx3-ubyte"
+    with pytest.raises(DataError, match=rf"the MNIST {split} set under .* holds no images \({name} counts 0\)"):
+        check_mnist_files(data, train)
+    with pytest.raises(DataError, match="holds no images"):
+        read_test_images(data) if not train else read_mnist(data, True)
+    fifo = tmp_path / "fifo" / "MNIST" / "raw"
+    fifo.mkdir(parents=True)
+    for file in (data / "MNIST" / "raw").iterdir():
+        shutil.copy(file, fifo / file.name)
+    (fifo / name).unlink()
+    os.mkfifo(fifo / name)
+    with pytest.raises(DataError, match=r"is not a regular file \(a folder, FIFO or device\)"):
+        check_mnist_files(tmp_path / "fifo", train)

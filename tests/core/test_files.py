@@ -70,3 +70,18 @@ def test_outputs_are_readable_by_others(tmp_path: Path) -> None:
 def test_load_tensors_reads_a_plain_state_dict(tmp_path: Path) -> None:
     torch.save({"w": torch.ones(2)}, tmp_path / "ok.pt")
     assert torch.equal(load_tensors(tmp_path / "ok.pt")["w"], torch.ones(2))
+
+
+def test_a_fifo_or_a_folder_as_a_checkpoint_is_refused_without_reading(tmp_path: Path) -> None:
+    import os
+
+    from mnist_ignite.core.files import load_tensors
+    from mnist_ignite.errors import CheckpointLoadError
+
+    os.mkfifo(tmp_path / "last.pt")
+    (tmp_path / "dir.pt").mkdir()
+    for name in ("last.pt", "dir.pt"):
+        with pytest.raises(CheckpointLoadError, match=r"is not a regular file \(a folder, FIFO or device\)"):
+            load_tensors(tmp_path / name)
+    with pytest.raises(CheckpointLoadError, match="checkpoint not found"):
+        load_tensors(tmp_path / "missing.pt")
