@@ -77,6 +77,9 @@ def _location(err: BaseException, plugin: Any) -> str:
 def named_failure(err: BaseException) -> PluginError | None:
     """The :class:`PluginError` that ``err`` stands for when a plugin's handler raised it; None otherwise."""
     origin = handler_origin(err)
+    if origin is None and isinstance(err, RuntimeError) and isinstance(err.__cause__, StopIteration):
+        err = err.__cause__  # Python turns a StopIteration inside Ignite's run generator into this RuntimeError
+        origin = handler_origin(err)
     if origin is None or isinstance(err, (MnistIgniteError, ForcedStop)):
         return None
     plugin, where = origin
@@ -92,7 +95,7 @@ def named_failures() -> Iterator[None]:
         failure = named_failure(err)
         if failure is None:
             raise
-        raise failure from err
+        raise failure from failure.error
 
 
 def attach_plugin(plugin: Any, ctx: RunContext) -> None:

@@ -46,8 +46,8 @@ def boom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> type:
 
 @pytest.mark.parametrize(
     "error",
-    [RuntimeError("kaboom"), SystemExit(0), KeyboardInterrupt(), GeneratorExit(), KeyError("nll")],
-    ids=["RuntimeError", "SystemExit", "KeyboardInterrupt", "GeneratorExit", "KeyError"],
+    [RuntimeError("kaboom"), SystemExit(0), KeyboardInterrupt(), GeneratorExit(), KeyError("nll"), StopIteration()],
+    ids=["RuntimeError", "SystemExit", "KeyboardInterrupt", "GeneratorExit", "KeyError", "StopIteration"],
 )
 def test_anything_a_handler_raises_is_that_plugin_failing_at_its_line(boom: type, error: BaseException) -> None:
     with pytest.raises(PluginError) as caught:
