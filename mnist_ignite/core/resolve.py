@@ -108,9 +108,9 @@ ADOPTED = (*RUN_DEFINING, "epochs", "data_dir")  # what a resume takes from conf
 
 
 def _resumed(config: Config, folder: Path) -> Config:
-    """On resume: every run-defining setting the user did not name (and ``epochs``, ``data_dir``) from
-    the run's config.json, so ``--output-dir D --resume auto`` alone continues it; the lr an
-    ``--lr auto`` run found; without ``--model`` the model the run was made with.
+    """On resume: every run-defining setting the user did not name (and ``epochs``, ``data_dir``, and the
+    options of the handlers enabled now) from the run's config.json, so ``--output-dir D --resume auto``
+    alone continues it; the lr an ``--lr auto`` run found; without ``--model`` the model the run was made with.
 
     A recorded spec that imports code (``module:Attr``, ``file.py:Attr``) is used only when it is
     trusted (:func:`~mnist_ignite.models.registry.require_trusted`): a run folder cannot make this
@@ -133,9 +133,18 @@ def _resumed(config: Config, folder: Path) -> Config:
         and name in recorded
         and recorded[name] != getattr(config, name)
     }
-    if adopted:
+    # handler options too (the schedule's lr_schedule, warmup_iters, min_lr ...): those of handlers enabled now
+    recorded_options = recorded.get("options") if isinstance(recorded.get("options"), dict) else {}
+    options = {
+        name: value
+        for name, value in recorded_options.items()
+        if name in config.options and name not in config.given and value != config.options[name]
+    }
+    if options:
+        config = dataclasses.replace(config, options=config.options | options)
+    if adopted or options:
         config = dataclasses.replace(config, **adopted)
-        shown = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in adopted.items())
+        shown = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in (adopted | options).items())
         note(f"resuming with the run's {shown} (from {folder / CONFIG})")
     if ("lr" not in config.given or config.lr == "auto") and isinstance(recorded.get("lr"), (int, float)):
         config = dataclasses.replace(config, lr=float(recorded["lr"]))

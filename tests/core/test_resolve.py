@@ -132,3 +132,21 @@ def test_more_processes_than_the_machine_has_is_refused(monkeypatch: pytest.Monk
     with pytest.raises(ConfigError, match="--nproc-per-node 3: this machine has 2 CPU cores"):
         validate(Config(device="cpu", nproc_per_node=3))
     validate(Config(device="cpu", nproc_per_node=2))
+
+
+def test_resume_auto_adopts_the_handlers_options_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A cosine schedule with warmup continues with `--output-dir D --resume auto` alone, not a refusal."""
+    from mnist_ignite.cli import main
+    from mnist_ignite.testing import fake_mnist
+
+    data = fake_mnist(tmp_path / "data", train=128, test=64)
+    run = tmp_path / "run"
+    base = ["--data-dir", str(data), "--no-download", "--device", "cpu", "--model", "mnist_ignite.testing:TinyNet"]
+    schedule = ["--lr-schedule", "cosine", "--min-lr", "0.001", "--warmup-iters", "3"]
+    assert main([*base, *schedule, "--epochs", "1", "--output-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["--output-dir", str(run), "--resume", "auto", "--epochs", "2", "--trust-code"]) == 0
+    said = capsys.readouterr().out
+    assert "lr-schedule cosine" in said and "warmup-iters 3" in said and "min-lr 0.001" in said
+    config = __import__("json").loads((run / "config.json").read_text())
+    assert config["options"]["lr_schedule"] == "cosine" and config["epochs"] == 2
