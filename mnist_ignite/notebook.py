@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -75,8 +76,8 @@ class Model:
         self.test_loader = test_loader
         self.lr = lr if learning_rate is None else learning_rate
         self.momentum = momentum
-        if handlers is None:
-            handlers = ("lr_schedule", "progress", *(("checkpoint",) if output_dir is not None else ()))
+        if handlers is None:  # a folder you name is a run the commands take: resumable, with its metrics.json
+            handlers = ("lr_schedule", "progress", *(("checkpoint", "history") if output_dir is not None else ()))
         if resume and output_dir is None:
             raise ConfigError("Model(..., resume=True) needs output_dir=, the run folder to continue")
         config = Config(
@@ -88,6 +89,7 @@ class Model:
             output_dir=str(output_dir or ""),
             resume="auto" if resume else None,
             overwrite=overwrite,
+            **_loader_settings(train_loader, test_loader),
         )
         try:
             validate(config)
@@ -129,6 +131,7 @@ class Model:
 
         self._clock = StartupClock(run_clock_base())
         self._clock.attach(self.trainer)
+        self._resumed_at = self.trainer.state.epoch  # epochs a resumed run's checkpoint already held
         self._finalizer = weakref.finalize(self, _finish, list(self.ctx.plugins), self._rundir)
         if output_dir is not None:
             _LIVE[Path(output_dir).resolve()] = weakref.ref(self)
@@ -182,7 +185,7 @@ class Model:
         epochs = max(self.ctx.config.epochs, self.trainer.state.epoch)
         save_json(folder / CONFIG, dataclasses.replace(self.ctx.config, epochs=epochs).to_dict())
         save_torch(folder / FINAL_MODEL, self.model.state_dict())
-        write_results(self.ctx, summarize(self.ctx, self._clock))
+        write_results(self.ctx, summarize(self.ctx, self._clock, self._resumed_at))
 
     def test(self) -> tuple[float, float]:
         """Test without gradients; append and return (mean loss, accuracy %).
@@ -246,6 +249,27 @@ def _finish(plugins: list[Any], rundir: Any) -> None:
     close_plugins(plugins)
     if rundir is not None:
         rundir.release(started=True)
+
+
+def _loader_settings(train_loader: Iterable, test_loader: Iterable) -> dict[str, Any]:
+    """What the loaders say of the run, for its config.json: the MNIST folder, the batch size and the subset
+    sizes when they are plain (a ``utils`` loader, or a ``Subset`` of one), so the commands and a resume from
+    the command line read the same data. Anything else is left at the defaults."""
+    from torch.utils.data import Subset
+
+    found: dict[str, Any] = {}
+    for loader, key in ((train_loader, "max_train_samples"), (test_loader, "max_eval_samples")):
+        dataset = getattr(loader, "dataset", None)
+        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        root = getattr(base, "root", None)
+        if isinstance(root, (str, os.PathLike)) and (Path(root) / "MNIST" / "raw").is_dir():
+            found["data_dir"] = str(Path(root).resolve())
+        if isinstance(dataset, Subset) and list(dataset.indices) == list(range(len(dataset))):
+            found[key] = len(dataset)  # the first N images, as --max-*-samples takes them
+    batch = getattr(train_loader, "batch_size", None)
+    if isinstance(batch, int) and batch > 0:
+        found["batch_size"] = batch
+    return found
 
 
 # the command line's words for a choice -> the keyword that makes it in Python

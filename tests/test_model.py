@@ -184,15 +184,21 @@ def test_a_notebook_run_folder_is_a_run_that_the_commands_take(tmp_path: Path) -
 
 
 def test_resume_true_continues_a_notebook_run_after_a_restart(
-    loaders: tuple[DataLoader, DataLoader], tmp_path: Path
+    loaders: tuple[DataLoader, DataLoader], tmp_path: Path, data_dir: str
 ) -> None:
     """A named folder gets checkpoints by default; resume=True picks the run up where it stopped."""
     from mnist_ignite.errors import ConfigError, RunDirError
 
     folder = tmp_path / "nb"
     first = Model(*loaders, device="cpu", output_dir=folder)
-    assert "checkpoint" in first.config.handlers  # the default with a named folder
+    assert {"checkpoint", "history"} <= set(first.config.handlers)  # the defaults with a named folder
     first.run(num_epochs=2)
+    import json
+
+    recorded = json.loads((folder / "config.json").read_text())
+    assert recorded["data_dir"] == str(Path(data_dir).resolve())  # what the loaders read, for the commands
+    assert (recorded["max_train_samples"], recorded["max_eval_samples"], recorded["batch_size"]) == (640, 200, 64)
+    assert [r["epoch"] for r in json.loads((folder / "metrics.json").read_text())] == [1, 2]  # compare takes it
     weights = {k: v.clone() for k, v in first.model.state_dict().items()}
     lr, results = first.optimizer.param_groups[0]["lr"], {k: list(v) for k, v in first.results.items()}
     first.close()
@@ -205,6 +211,8 @@ def test_resume_true_continues_a_notebook_run_after_a_restart(
     again.run(num_epochs=1)
     assert again.trainer.state.epoch == 3 and len(again.results["test_acc"]) == 3
     again.close()
+    results = json.loads((folder / "results.json").read_text())
+    assert results["epochs"] == 3 and results["resumed_at_epoch"] == 2
 
     with pytest.raises(ConfigError, match=r"resume=True\) needs output_dir="):
         Model(*loaders, device="cpu", resume=True)
