@@ -22,7 +22,7 @@ from typing import Any
 
 from mnist_ignite.cli.commands import COMMANDS, load_command
 from mnist_ignite.errors import ForcedStop, Interrupted, MnistIgniteError, PluginError, PluginLoadError
-from mnist_ignite.log import PROG, no_control_echo
+from mnist_ignite.log import PROG, fit, no_control_echo, terminal_width
 
 __all__ = ["DEBUG_ENV", "main"]
 
@@ -106,10 +106,11 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[Any] = ()) -> int:
         if debug:
             traceback.print_exc()
         message = f"{PROG}: {err}" if isinstance(err, Interrupted) else f"{PROG}: {err.label}: {err}"
-        if isinstance(err, Interrupted) or getattr(err, "resumable", False):
-            message += f"\nresume with:\n  {_resume_command(argv, Path(str(err.output_dir)))}"
-        elif isinstance(err, PluginError) and not debug:
+        if isinstance(err, PluginError) and not debug:
             message += f" (--debug or {DEBUG_ENV}=1 shows the stack)"
+        message = fit(message, terminal_width(sys.stderr))  # on a terminal: wrapped between fields, never mid-word
+        if isinstance(err, Interrupted) or getattr(err, "resumable", False):  # whole, on its own line: it copies
+            message += f"\nresume with:\n  {_resume_command(argv, Path(str(err.output_dir)))}"
         print(message, file=sys.stderr)
         return err.exit_code
 

@@ -139,13 +139,16 @@ def test_no_bar_when_not_a_terminal(data_dir: str, tmp_path: Path, capsys: pytes
 
 
 @pytest.mark.integration  # a process on a pty
-def test_ctrl_c_on_a_terminal_leaves_no_stray_caret_and_the_terminal_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("columns", [120, 80])
+def test_ctrl_c_on_a_terminal_leaves_no_stray_caret_and_the_terminal_as_it_was(tmp_path: Path, columns: int) -> None:
     data = fake_mnist(tmp_path / "data", train=6400, test=128)  # 100 batches: time to type Ctrl-C mid-epoch
     args = ["--data-dir", str(data), "--no-download", "--device", "cpu", "--output-dir", str(tmp_path / "t")]
-    rc, output, echoes = _on_a_terminal([*args, "--epochs", "3"], ctrl_c=True)
+    rc, output, echoes = _on_a_terminal([*args, "--epochs", "3"], columns, ctrl_c=True)
     assert rc == 130, output
     assert "^C" not in output, output  # the terminal did not echo it over the bar
     lines = _screen(output)
     assert any(line.startswith("mnist-ignite: SIGINT received: stopped after the current iteration") for line in lines)
     assert lines[-2:][0] == "resume with:" and lines[-1].endswith("--resume auto"), lines
+    too_long = [line for line in lines[:-1] if len(line) > columns]  # all but the command, which copies whole
+    assert not too_long, too_long
     assert echoes  # ECHOCTL back on for the shell that ran it
