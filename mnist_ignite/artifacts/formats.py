@@ -24,6 +24,7 @@ __all__ = [
     "ModuleClassifier",
     "check_exported_program",
     "export_format",
+    "is_onnx",
     "load_exported",
     "onnx_classifier",
     "onnx_parameters",
@@ -68,6 +69,28 @@ def export_format(path: str | os.PathLike) -> str | None:
     if path.suffix.lower() == ".onnx":
         return "onnx"
     return export_kind(path)
+
+
+def is_onnx(path: Path) -> bool:
+    """An ONNX model by content: it parses as one (with the ``onnx`` package), or, without it, it starts as an
+    ONNX protobuf does (field 1, ``ir_version``). A text file named ``.onnx`` is no export to replace."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            if f.read(1) != b"\x08":
+                return False
+    except OSError:
+        return False
+    try:
+        import onnx
+    except ImportError:
+        return True
+    try:
+        onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # a damaged or foreign file: protobuf's errors come in several types
+        return False
+    return True
 
 
 def _pickled_entries(archive: zipfile.ZipFile) -> list[str]:

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check_output(out: Path, source: Path, fmt: str, overwrite: bool) -> None:
     """Refuse an ``--output`` that would destroy something: the model itself, a file inside a run's
     ``checkpoints/``, any file that is not an export of this format; an earlier export only with ``--overwrite``."""
-    from mnist_ignite.artifacts.formats import export_format
+    from mnist_ignite.artifacts.formats import export_format, is_onnx
     from mnist_ignite.core.checkpoint import CHECKPOINTS
 
     if out.resolve().parent.name == CHECKPOINTS:
@@ -55,7 +55,7 @@ def check_output(out: Path, source: Path, fmt: str, overwrite: bool) -> None:
         return
     if out.resolve() == source.resolve():
         raise ConfigError(f"--output {out} is the model being exported: choose another file")
-    if not out.is_file() or export_format(out) != fmt:
+    if not out.is_file() or export_format(out) != fmt or (fmt == "onnx" and not is_onnx(out)):
         raise ConfigError(f"--output {out} exists and is not a {fmt} export: refusing to replace it")
     if not overwrite:
         raise ConfigError(f"--output {out} exists (an earlier {fmt} export): --overwrite replaces it")

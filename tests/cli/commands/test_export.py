@@ -130,3 +130,41 @@ def test_a_users_logits_model_exports_log_probabilities(fmt, custom_run: Path, d
     torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(5))
     with torch.no_grad():
         torch.testing.assert_close(log_probs, load_trained(custom_run, trust=True).model(x), atol=1e-4, rtol=0)
+
+
+def test_output_refuses_to_replace_anything_but_an_earlier_export_of_its_format(tmp_path: Path) -> None:
+    """Run files, checkpoints, the model itself, a text file named .onnx: never replaced; an ONNX model only with
+    --overwrite."""
+    from onnx import TensorProto, helper
+
+    from mnist_ignite.cli.commands.export import check_output
+    from mnist_ignite.errors import ConfigError
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    source = run / "final_model.pt"
+    for name in ("final_model.pt", "metrics.json", "config.json", "checkpoints/last_checkpoint_8.pt"):
+        (run / name).write_text("{}")
+    (run / "notes.onnx").write_text("my notes, not a model")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph), run / "earlier.onnx")
+    refusals = {
+        "checkpoints/new.onnx": "is inside a run's checkpoints/ folder",
+        "final_model.pt": "is the model being exported",
+        "metrics.json": "exists and is not a onnx export: refusing to replace it",
+        "config.json": "exists and is not a onnx export: refusing to replace it",
+        "notes.onnx": "exists and is not a onnx export: refusing to replace it",
+        "earlier.onnx": r"exists \(an earlier onnx export\): --overwrite replaces it",
+    }
+    for name, why in refusals.items():
+        with pytest.raises(ConfigError, match=why):
+            check_output(run / name, source, "onnx", overwrite=False)
+    with pytest.raises(ConfigError, match="refusing to replace it"):
+        check_output(run / "notes.onnx", source, "onnx", overwrite=True)  # --overwrite is for exports only
+    check_output(run / "earlier.onnx", source, "onnx", overwrite=True)
+    check_output(run / "new.onnx", source, "onnx", overwrite=False)
