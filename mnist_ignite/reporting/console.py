@@ -226,8 +226,11 @@ def footer(outcome: Outcome) -> str:
             where = shlex.quote(str(Path(outcome.output_dir) / output.path))
             lines.append(f"  open {output.path} with: {output.open_with.format(path=where)}")
     if any(o.path == "final_model.pt" for o, _ in outcome.outputs):
+        from mnist_ignite.models.registry import is_trusted
+
         folder = shlex.quote(str(outcome.output_dir))
-        lines.append(f"  next: mnist-ignite evaluate {folder}  (export, predict, compare take it too)")
+        trust = "" if is_trusted(outcome.config.model) else " --trust-code"  # the run names code to import
+        lines.append(f"  next: mnist-ignite evaluate {folder}{trust}  (export, predict, compare take it too)")
     return "\n".join(lines)
 
 

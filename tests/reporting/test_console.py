@@ -108,3 +108,11 @@ def test_the_footer_says_what_opens_each_output_and_what_comes_next(tmp_path: Pa
     lines = footer(outcome).splitlines()
     assert f"  open tensorboard/ with: tensorboard --logdir {tmp_path / 'tensorboard'}" in lines
     assert f"  next: mnist-ignite evaluate {tmp_path}  (export, predict, compare take it too)" in lines
+
+
+def test_the_next_command_of_a_run_of_a_model_file_carries_trust_code(tmp_path: Path) -> None:
+    """Its config.json names code to import: evaluate refuses it without --trust-code, so the hint says it."""
+    outputs = [(Output("final_model.pt"), tmp_path / "final_model.pt")]
+    config = Config(output_dir=str(tmp_path), model=f"{tmp_path}/mynet.py:TinyNet")
+    lines = footer(Outcome(config=config, rows=[], results=None, outputs=outputs)).splitlines()
+    assert f"  next: mnist-ignite evaluate {tmp_path} --trust-code  (export, predict, compare take it too)" in lines
