@@ -22,6 +22,20 @@ if TYPE_CHECKING:  # Ignite and torch load when a run starts, not for --help
 
 __all__ = ["CheckpointPlugin"]
 
+# what a resume cannot go without (the model, the optimizer, the trainer's place); a plugin's object (the lr
+# scheduler) may start afresh under --resume-force when the plugin's options changed
+RUN_ITSELF = (
+    "meta",
+    "model",
+    "optimizer",
+    "trainer",
+    "train_metrics",
+    "history",
+    "grad_scaler",
+    "plugins",
+    "checkpointer",
+)
+
 
 class CheckpointPlugin(Plugin):
     """Save and restore the whole run: every checkpoint object the core and the plugins registered."""
@@ -160,19 +174,25 @@ class CheckpointPlugin(Plugin):
                 if i + 1 == len(candidates) or "damaged" not in str(err):
                     raise
                 warn(f"{err}; trying the previous checkpoint")
-        settings = self.to_save.get("settings")
+        settings, plugins = self.to_save.get("settings"), self.to_save.get("plugins")
+        more = plugins.differences(state.get("plugins")) if plugins is not None else []
         if settings is not None and isinstance(state.get("settings"), dict):
-            settings.load_state_dict(state["settings"])  # every differing setting in one refusal, first
+            # every differing setting, the plugins' options too, in one refusal, before anything is restored
+            settings.load_state_dict(state["settings"], more)
         check_epoch_length(path, state, ctx.epoch_length)
         to_load = {k: self.to_save[k] for k in KEYS if k in self.to_save and k != "settings"}
         to_load |= {k: v for k, v in self.to_save.items() if k not in to_load and k != "settings"}
         to_load["checkpointer"] = self.last
-        try:
-            Checkpoint.load_objects(to_load, dict(state))
-        except CheckpointLoadError:
-            raise
-        except (RuntimeError, KeyError, ValueError, TypeError) as err:
-            raise CheckpointLoadError(f"cannot restore {path}: {type(err).__name__}: {err}") from None
+        forced = ctx.config.resume_force and more  # a plugin's options changed: its objects may not fit any more
+        for key, obj in to_load.items() if forced else [(None, to_load)]:
+            try:
+                Checkpoint.load_objects({key: obj} if key else obj, dict(state))
+            except CheckpointLoadError:
+                raise
+            except (RuntimeError, KeyError, ValueError, TypeError) as err:
+                if key is None or key in RUN_ITSELF:
+                    raise CheckpointLoadError(f"cannot restore {path}: {type(err).__name__}: {err}") from None
+                warn(f"--resume-force: the checkpoint's {key} does not fit its changed options: it starts afresh")
         if ctx.is_main_process:
             t = ctx.trainer.state
             done, into = divmod(t.iteration, t.epoch_length or ctx.epoch_length)

@@ -54,9 +54,14 @@ class LRSchedulePlugin(Plugin):
         """The schedule's own settings: a resume must continue the same schedule (its state rides as lr_scheduler)."""
         return {"settings": self._settings()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def resume_differences(self, state: dict[str, Any]) -> list[str]:
+        """The schedule options that differ from the checkpoint's, as flags (``lr-schedule 'cosine' -> 'step'``):
+        the checkpoint names them with the run's other differences, in one refusal."""
         saved, mine = state.get("settings", {}), self._settings()
-        changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+        return [f"{k.replace('_', '-')} {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        changed = self.resume_differences(state)
         if changed and not self.ctx.config.resume_force:
             raise CheckpointLoadError(
                 "the checkpoint's learning-rate schedule differs (" + "; ".join(changed) + "): "

@@ -227,13 +227,17 @@ class RunSettings:
     def state_dict(self) -> dict[str, Any]:
         return {key: getattr(self.config, key) for key in RUN_DEFINING}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def differences(self, state: dict[str, Any]) -> list[str]:
+        """Each run-defining setting that differs from the checkpoint's, as ``flag old -> new``."""
         mine = self.state_dict()
-        changed = [
-            f"{k.replace('_', '-')} {state.get(k)!r} -> {mine[k]!r}"
-            for k in mine
-            if k in state and state.get(k) != mine[k]
+        return [
+            f"{k.replace('_', '-')} {state.get(k)!r} -> {mine[k]!r}" for k in mine if k in state and state[k] != mine[k]
         ]
+
+    def load_state_dict(self, state: dict[str, Any], more: list[str] | None = None) -> None:
+        """Refuse (or, with ``--resume-force``, warn about) every difference at once: the settings' and ``more``
+        (what the plugins say differs, :meth:`PluginStates.differences`)."""
+        changed = self.differences(state) + list(more or [])
         if changed and not self.config.resume_force:
             raise CheckpointLoadError(
                 "the checkpoint's run was made with other settings (" + "; ".join(changed) + "). "
@@ -313,6 +317,17 @@ class PluginStates:
                 )
             states[name] = state
         return states
+
+    def differences(self, state: Any) -> list[str]:
+        """What the plugins that can tell (``resume_differences(state)``) say differs from their saved state."""
+        if not isinstance(state, dict):
+            return []
+        found: list[str] = []
+        for name, plugin in self._stateful().items():
+            tell = getattr(plugin, "resume_differences", None)
+            if callable(tell) and isinstance(state.get(name), dict):
+                found += list(tell(state[name]))
+        return found
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         stateful = self._stateful()

@@ -150,3 +150,25 @@ def test_resume_auto_adopts_the_handlers_options_too(tmp_path: Path, capsys: pyt
     assert "lr-schedule cosine" in said and "warmup-iters 3" in said and "min-lr 0.001" in said
     config = __import__("json").loads((run / "config.json").read_text())
     assert config["options"]["lr_schedule"] == "cosine" and config["epochs"] == 2
+
+
+def test_a_resume_names_the_schedules_differences_with_the_settings_in_one_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnist_ignite.cli import main
+    from mnist_ignite.testing import fake_mnist
+
+    data = fake_mnist(tmp_path / "data", train=128, test=64)
+    run = tmp_path / "run"
+    base = ["--data-dir", str(data), "--no-download", "--device", "cpu", "--model", "mnist_ignite.testing:TinyNet"]
+    assert main([*base, "--epochs", "1", "--output-dir", str(run)]) == 0
+    capsys.readouterr()
+    changed = ["--momentum", "0.5", "--lr-schedule", "cosine", "--epochs", "2"]
+    assert main([*base, *changed, "--output-dir", str(run), "--resume", "auto"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "momentum 0.9 -> 0.5" in err and "lr-schedule 'step' -> 'cosine'" in err  # one message, both
+    assert main([*base, *changed, "--output-dir", str(run), "--resume", "auto", "--resume-force"]) == 0
+    err = capsys.readouterr().err  # forced: a warning for all of it, and the new schedule starts from its beginning
+    assert "resuming with changed settings: momentum 0.9 -> 0.5; lr-schedule 'step' -> 'cosine'" in err
+    assert "--resume-force: the checkpoint's lr_scheduler does not fit its changed options: it starts afresh" in err
