@@ -22,20 +22,6 @@ if TYPE_CHECKING:  # Ignite and torch load when a run starts, not for --help
 
 __all__ = ["CheckpointPlugin"]
 
-# what a resume cannot go without (the model, the optimizer, the trainer's place); a plugin's object (the lr
-# scheduler) may start afresh under --resume-force when the plugin's options changed
-RUN_ITSELF = (
-    "meta",
-    "model",
-    "optimizer",
-    "trainer",
-    "train_metrics",
-    "history",
-    "grad_scaler",
-    "plugins",
-    "checkpointer",
-)
-
 
 class CheckpointPlugin(Plugin):
     """Save and restore the whole run: every checkpoint object the core and the plugins registered."""
@@ -190,7 +176,7 @@ class CheckpointPlugin(Plugin):
             except CheckpointLoadError:
                 raise
             except (RuntimeError, KeyError, ValueError, TypeError) as err:
-                if key is None or key in RUN_ITSELF:
+                if key is None or (key in KEYS and key != "lr_scheduler"):  # the model, optimizer, trainer: the run
                     raise CheckpointLoadError(f"cannot restore {path}: {type(err).__name__}: {err}") from None
                 warn(f"--resume-force: the checkpoint's {key} does not fit its changed options: it starts afresh")
         if ctx.is_main_process:
