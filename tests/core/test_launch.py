@@ -180,7 +180,7 @@ def test_resume_refuses_changed_settings_unless_forced(data_dir: str, tmp_path: 
             data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "4", "--lr-schedule", "onecycle", train=128
         )
     )
-    assert schedule.returncode == 1 and "lr_schedule: 'step' -> 'onecycle'" in schedule.stderr
+    assert schedule.returncode == 1 and "lr-schedule 'step' -> 'onecycle'" in schedule.stderr
     same_iterations = run_cli(
         *small_args(data_dir, out, "--epochs", "2", "--resume", "auto", "--seed", "4", "--batch-size", "65", train=128)
     )
