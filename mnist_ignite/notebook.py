@@ -36,7 +36,8 @@ class Model:
         device: ``auto`` (cuda, mps, cpu) or a device name.
         handlers: plugins to attach: names or specs (see ``mnist-ignite --list-handlers``),
             plugin objects, or plain ``attach(ctx)`` functions. Default ``lr_schedule`` and
-            ``progress``, and ``checkpoint`` too when you name an ``output_dir`` (so it can be resumed).
+            ``progress``, and ``checkpoint`` and ``history`` too when you name an ``output_dir`` (so it
+            can be resumed, and ``compare`` takes it).
         output_dir: where file-writing plugins put their files (default ``runs/<timestamp>``,
             created only when a plugin writes). A folder you name that holds another run is refused
             (:class:`~mnist_ignite.errors.RunDirError`) unless ``resume=True`` or ``overwrite=True``,
@@ -118,12 +119,8 @@ class Model:
             raise type(err)(_keywords(str(err))) from None
         self.model, self.optimizer = self.ctx.model, self.ctx.optimizer
         self.trainer, self.evaluator = self.ctx.trainer, self.ctx.evaluator
-        self.results: dict[str, list[float]] = {"train_losses": [], "train_acc": [], "test_losses": [], "test_acc": []}
-        for row in self.ctx.history.rows:  # a resumed run's earlier epochs, so plot_model_results shows them all
-            for key, value in (("train_losses", "train_loss"), ("train_acc", "train_acc")):
-                self.results[key].append(float(row[value]))
-            for key, value in (("test_losses", "test_loss"), ("test_acc", "test_acc")):
-                self.results[key].append(float(row[value]))
+        # a resumed run's earlier epochs too, so plot_model_results shows them all
+        self.results: dict[str, list[float]] = self.ctx.history.results
         self.stopped = False  # a handler (early stopping, time limit) ended training
         self._unread_record = False  # the last epoch's evaluation, not yet returned by test()
         self.trainer.add_event_handler(Events.TERMINATE, lambda _: setattr(self, "stopped", True))

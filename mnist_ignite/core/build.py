@@ -56,11 +56,7 @@ def build_data(config: Config, device: torch.device, rank: int = 0, world: int =
     else:  # idx files straight into tensors: no torchvision import, no dataset objects
         train_set = read_mnist(config.data_dir, True, config.download)
         test_set = read_mnist(config.data_dir, False, config.download)
-    for name, dataset in (("training", train_set), ("test", test_set)):
-        if len(dataset) == 0:
-            raise DataError(
-                f"the MNIST {name} set under {config.data_dir} holds no images: nothing to train or test on"
-            )
+    for name, dataset in (("training", train_set), ("test", test_set)):  # empty splits: check_mnist_files
         bad = ((dataset.targets < 0) | (dataset.targets > 9)).nonzero().flatten()
         if len(bad):  # nll_loss would fail deep inside a step, or silently count as wrong on a GPU
             i = int(bad[0])

@@ -109,15 +109,17 @@ def plot_model_results(results: Mapping[str, Sequence[float]]) -> Figure:
         ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None)
         ax.set_title(title)
         ax.set_xlabel("epoch")
-        integer_epochs(ax, len(values))
+        integer_epochs(ax, range(1, len(values) + 1))
     return fig
 
 
-def integer_epochs(ax: Any, epochs: int) -> None:
-    """Whole-epoch ticks on the x axis (never 1.2, 1.4); one epoch centred in a one-epoch-wide view."""
+def integer_epochs(ax: Any, epochs: Sequence[int]) -> None:
+    """Whole-epoch ticks on the x axis (never 1.2, 1.4); a single epoch centred in a one-epoch-wide view
+    (around one point autoscaling spans a tenth of an epoch)."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    if epochs == 1:
-        ax.set_xlim(0.5, 1.5)
+    if len(set(epochs)) == 1:
+        first = next(iter(epochs))
+        ax.set_xlim(first - 0.5, first + 0.5)
 
 
 def metrics_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
@@ -139,9 +141,7 @@ def metrics_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if len(set(epochs)) == 1:  # around a single point autoscaling spans a tenth of an epoch
-            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+        integer_epochs(ax, epochs)
         ax.grid(True, alpha=0.3)
         ax.legend()
     if rows:

@@ -77,9 +77,9 @@ def _recorded(run_dir: Path | None, key: str) -> object:
 
 def data_dir_of_run(given: str | None, run_dir: Path | None) -> str:
     """``--data-dir`` when given, else the run's own data folder (when it still holds MNIST), else the default."""
-    recorded = _recorded(run_dir, "data_dir")
     if given:
         return given
+    recorded = _recorded(run_dir, "data_dir")
     if isinstance(recorded, str) and (Path(recorded) / "MNIST" / "raw").is_dir():
         return recorded
     return default_data_dir()
